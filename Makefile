@@ -1,0 +1,49 @@
+# digitlab — `make help` lists the targets.
+# The first two commands of the README are `make all` and `make test`; both
+# create the virtual environment and install the requirements when needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEED ?= 0
+# Extra options for pytest, e.g. `make test PYTEST_ARGS="-k idx -x"`.
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
+
+all: minimnist ## Run the whole pipeline on the offline default data into results/
+	$(PY) scripts/summarize.py
+
+minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, train the MLP
+	$(PY) scripts/generate_data.py --seed $(SEED)
+	$(PY) scripts/preprocess.py
+	$(PY) scripts/clustering.py --seed $(SEED)
+	$(PY) scripts/evaluate.py
+	$(PY) scripts/split_data.py --seed $(SEED)
+	$(PY) scripts/run_notebook.py train_mini_mnist
+
+test: setup ## Run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup ## Check style with ruff
+	$(PY) -m ruff check digitlab scripts tests benchmarks
+
+notebooks-sync: setup ## Re-pair notebooks with their py:percent twins
+	$(VENV)/bin/jupytext --sync notebooks/*.ipynb
+
+clean: ## Remove generated data, results and models (keeps .venv)
+	find data results models -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Data sources: Mini MNIST, the MNIST family, noise, and in-memory batching."""

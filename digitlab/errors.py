@@ -1,0 +1,33 @@
+"""User-facing errors and the command-line wrapper that reports them.
+
+A :class:`UserError` is something the person running a script can fix (a
+missing file, a malformed CSV, a bad option). Scripts report it as one
+sentence on stderr with exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, Sequence
+
+
+class UserError(Exception):
+    """An error the user can fix; its message is one sentence naming the fix."""
+
+
+def cli(main: Callable[[Sequence[str] | None], object]):
+    """Wrap a script's ``main`` so user errors end cleanly with exit status 2."""
+
+    @functools.wraps(main)
+    def wrapped(argv: Sequence[str] | None = None):
+        try:
+            return main(argv)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted: no partial output was written.", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapped

@@ -1,0 +1,44 @@
+"""Execute the project's notebooks with papermill.
+
+Notebooks are stored without outputs; executed copies (with outputs) go to
+``results/notebooks/``. Parameters override the cell tagged ``parameters``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from digitlab import paths
+from digitlab.errors import UserError
+from digitlab.repro import atomic_target
+
+
+def notebook_path(name: str) -> Path:
+    path = paths.notebooks_dir() / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    if not path.exists():
+        available = ", ".join(sorted(p.stem for p in paths.notebooks_dir().glob("*.ipynb")))
+        raise UserError(f"no notebook named {name!r} in {paths.notebooks_dir()}; "
+                        f"available: {available}.")
+    return path
+
+
+def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
+                     output_dir: str | os.PathLike | None = None,
+                     progress: bool = True) -> Path:
+    """Run notebook ``name`` top to bottom; return the path of the executed copy.
+
+    The kernel runs with the project root as working directory and inherits
+    ``DIGITLAB_ROOT``, so it reads and writes the same data as the scripts.
+    """
+    import papermill
+
+    source = notebook_path(name)
+    output = Path(output_dir or paths.executed_notebooks_dir()) / source.name
+    with atomic_target(output) as tmp:
+        papermill.execute_notebook(
+            str(source), str(tmp), parameters=parameters or {}, kernel_name="python3",
+            cwd=str(paths.PROJECT_ROOT), progress_bar=progress,
+        )
+    return output

@@ -1,0 +1,71 @@
+"""Every default location in the project; nothing else hard-codes a path.
+
+The root can be moved (for example by the tests) with the ``DIGITLAB_ROOT``
+environment variable; every default below is derived from it at call time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def root() -> Path:
+    """The project root: ``$DIGITLAB_ROOT`` if set, else the repository."""
+    return Path(os.environ.get("DIGITLAB_ROOT", PROJECT_ROOT))
+
+
+def data_dir() -> Path:
+    return root() / "data"
+
+
+def results_dir() -> Path:
+    return root() / "results"
+
+
+def models_dir() -> Path:
+    return root() / "models"
+
+
+# Mini MNIST
+def mini_mnist_csv() -> Path:
+    return data_dir() / "mini_mnist.csv"
+
+
+def mini_mnist_results() -> Path:
+    return results_dir() / "mini_mnist"
+
+
+# MNIST family
+def mnist_raw_dir() -> Path:
+    return data_dir() / "raw" / "mnist"
+
+
+def mnist_results() -> Path:
+    return results_dir() / "mnist"
+
+
+def noisy_mnist_dir() -> Path:
+    return data_dir() / "noisy_mnist"
+
+
+def noisy_results() -> Path:
+    return results_dir() / "noisy_mnist"
+
+
+def generator_dir() -> Path:
+    return models_dir() / "generator"
+
+
+def generator_results() -> Path:
+    return results_dir() / "generator"
+
+
+def notebooks_dir() -> Path:
+    return PROJECT_ROOT / "notebooks"
+
+
+def executed_notebooks_dir() -> Path:
+    return results_dir() / "notebooks"

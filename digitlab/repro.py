@@ -1,0 +1,162 @@
+"""Reproducibility helpers: seeding, run metadata and atomic file writes.
+
+Every artifact goes through :func:`atomic_write` so an interrupted run never
+leaves a half-written CSV, model or metrics file behind: content is written to
+a temporary file in the destination folder and then renamed over the target,
+which is atomic on POSIX and Windows file systems.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from digitlab.paths import PROJECT_ROOT
+
+_TRACKED_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "pandas", "matplotlib")
+
+
+def set_seed(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and (if installed) PyTorch; return a NumPy Generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:  # torch is optional for the NumPy-only steps
+        pass
+    else:
+        torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def git_commit() -> str | None:
+    """The current commit of the repository (with ``-dirty`` if modified), if any."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+            text=True, check=True, timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in _TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def run_metadata(seed: int | None, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a reader needs to reproduce a run: seed, config, commit, versions."""
+    return {
+        "seed": seed,
+        "config": _jsonable(config or {}),
+        "git_commit": git_commit(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "versions": library_versions(),
+    }
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+    """Open a temporary sibling of ``path``; rename it over ``path`` on success.
+
+    On any exception (including KeyboardInterrupt) the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_target(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """Like :func:`atomic_write` for libraries that want a file *name*.
+
+    Yields a temporary path with the same suffix as ``path`` (so that e.g.
+    ``np.savez`` or ``torch.save`` behave), renamed over ``path`` on success.
+    """
+    return _atomic_target(Path(path))
+
+
+@contextlib.contextmanager
+def _atomic_target(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    with atomic_write(path) as handle:
+        json.dump(_jsonable(data), handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    return Path(path)
+
+
+def save_metrics(
+    path: str | os.PathLike, metrics: dict[str, Any], *, seed: int | None,
+    config: dict[str, Any] | None = None, **extra: Any,
+) -> Path:
+    """Write ``metrics.json``: the numbers, plus everything needed to reproduce them."""
+    return save_json({"metrics": metrics, **extra, "run": run_metadata(seed, config)}, path)
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a Matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert NumPy scalars/arrays and paths to plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

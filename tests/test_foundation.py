@@ -1,0 +1,86 @@
+"""The shared plumbing: atomic writes, metadata, batching and the training loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from digitlab.data.batching import TensorBatches
+from digitlab.errors import UserError, cli
+from digitlab.repro import atomic_write, save_metrics, set_seed
+from digitlab.training import evaluate, fit
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "table.csv"
+    target.write_text("old\n")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(target) as handle:
+            handle.write("half a fi")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_metrics_file_records_seed_config_and_versions(tmp_path):
+    path = save_metrics(tmp_path / "m.json", {"acc": np.float32(0.5)}, seed=3, config={"lr": 0.1})
+    saved = json.loads(path.read_text())
+    assert saved["metrics"]["acc"] == 0.5
+    assert saved["run"]["seed"] == 3 and saved["run"]["config"] == {"lr": 0.1}
+    assert "numpy" in saved["run"]["versions"]
+
+
+def test_set_seed_makes_torch_and_numpy_repeatable():
+    set_seed(7)
+    first = (np.random.rand(3), torch.rand(3))
+    set_seed(7)
+    again = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_batches_cover_every_row_once_and_are_seeded():
+    x, y = torch.arange(10).float(), torch.arange(10)
+    seen = torch.cat([yb for _, yb in TensorBatches(x, y, batch_size=3, seed=1)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert len(TensorBatches(x, y, batch_size=3)) == 4
+    again = torch.cat([yb for _, yb in TensorBatches(x, y, batch_size=3, seed=1)])
+    assert torch.equal(seen, again)
+
+
+def test_fit_learns_a_separable_problem_and_restores_best_weights(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 2, generator=gen)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    model = nn.Linear(2, 2)
+    ckpt = tmp_path / "best.pt"
+    history = fit(model, (x[:300], y[:300]), (x[300:], y[300:]),
+                  torch.optim.SGD(model.parameters(), lr=0.5), epochs=15, batch_size=32,
+                  checkpoint=ckpt, progress=False)
+    val_loss, val_acc = evaluate(model, x[300:], y[300:])
+    assert val_acc > 0.95
+    assert val_loss == pytest.approx(min(history.val_loss), rel=1e-5)
+    assert len(history.train_loss) == 15 and ckpt.exists()
+
+
+def test_fit_stops_early_when_validation_stops_improving():
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # pure noise: val loss cannot keep falling
+    model = nn.Linear(2, 2)
+    history = fit(model, (x, y), (torch.randn(64, 2), torch.randint(0, 2, (64,))),
+                  torch.optim.SGD(model.parameters(), lr=1.0), epochs=200, patience=3,
+                  progress=False)
+    assert history.stopped_early and len(history.val_loss) < 200
+
+
+def test_cli_turns_user_errors_into_exit_status_2(capsys):
+    @cli
+    def main(argv=None):
+        raise UserError("data/x.csv is missing; run scripts/generate_data.py first.")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "data/x.csv is missing" in capsys.readouterr().err
