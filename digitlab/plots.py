@@ -1,0 +1,130 @@
+"""Every figure the project draws. Each function returns a Figure; callers save
+it with :func:`digitlab.repro.save_figure` (scripts never call ``plt.show``).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 10,
+               cmap: str = "gray_r", suptitle: str | None = None, cell: float = 1.0,
+               vmin: float | None = None, vmax: float | None = None) -> Figure:
+    """Draw images (N, H, W) on a grid, optionally titled one by one."""
+    images = np.asarray(images)
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    aspect = images.shape[1] / images.shape[2]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * aspect * nrows + 0.3),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: Mapping[str, object], metric: str = "both",
+                    title: str | None = None) -> Figure:
+    """Train (dashed) and validation (solid) loss and accuracy per epoch.
+
+    ``histories`` maps a run name to a :class:`digitlab.training.History`
+    (or any object/dict with ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``).
+    """
+    panels = ["loss", "acc"] if metric == "both" else [metric]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for i, (name, hist) in enumerate(histories.items()):
+            get = hist.get if isinstance(hist, Mapping) else lambda k, h=hist: getattr(h, k)
+            color = f"C{i % 10}"
+            train, val = get(f"train_{panel}"), get(f"val_{panel}")
+            epochs = np.arange(1, len(train) + 1)
+            ax.plot(epochs, train, "--", color=color, alpha=0.7, label=f"{name} (train)")
+            if val:
+                ax.plot(epochs[:len(val)], val, "-", color=color, label=f"{name} (validation)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy loss" if panel == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, labels: Sequence[str] | None = None,
+                     title: str = "Confusion matrix", xlabel: str = "predicted",
+                     ylabel: str = "true", normalize: bool = False) -> Figure:
+    """Heatmap of a confusion (or contingency) matrix with the counts written in."""
+    cm = np.asarray(cm)
+    shown = cm / cm.sum(axis=1, keepdims=True).clip(min=1) if normalize else cm
+    fig, ax = plt.subplots(figsize=(0.5 * cm.shape[1] + 2.5, 0.5 * cm.shape[0] + 2))
+    im = ax.imshow(shown, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    xt = labels if labels is not None else range(cm.shape[1])
+    yt = labels if labels is not None else range(cm.shape[0])
+    ax.set_xticks(range(cm.shape[1]), xt)
+    ax.set_yticks(range(cm.shape[0]), yt)
+    threshold = shown.max() / 2 if shown.size else 0
+    for (i, j), value in np.ndenumerate(cm):
+        text = f"{shown[i, j]:.2f}" if normalize else f"{value}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                color="white" if shown[i, j] > threshold else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar_chart(values: Mapping[str, float], title: str, ylabel: str = "accuracy",
+              errors: Mapping[str, float] | None = None, fmt: str = "{:.3f}") -> Figure:
+    """Bars with their values written on top (e.g. a ladder of models)."""
+    names = list(values)
+    heights = [values[n] for n in names]
+    yerr = [errors.get(n, 0.0) for n in names] if errors else None
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names)), 3.6))
+    bars = ax.bar(names, heights, yerr=yerr, capsize=4, color=[f"C{i}" for i in range(len(names))])
+    for bar, height in zip(bars, heights):
+        ax.annotate(fmt.format(height), (bar.get_x() + bar.get_width() / 2, height),
+                    ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=20)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+            title: str, xlabel: str = "", ylabel: str = "", fmt: str = "{:.3f}",
+            cmap: str = "viridis") -> Figure:
+    """A labelled heatmap of real values (e.g. a train-noise × test-noise matrix)."""
+    matrix = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 2.5, 0.9 * len(row_labels) + 1.8))
+    im = ax.imshow(matrix, cmap=cmap)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=20)
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    mid = np.nanmean(matrix)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8,
+                color="black" if value > mid else "white")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
