@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
 
-all: minimnist ## Run the whole pipeline on the offline default data into results/
+all: minimnist mnist noisy generator ## Run the whole pipeline on the offline default data into results/
 	$(PY) scripts/summarize.py
 
 minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, train the MLP
@@ -35,6 +35,18 @@ minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, 
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/split_data.py --seed $(SEED)
 	$(PY) scripts/run_notebook.py train_mini_mnist
+
+mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
+	@echo "mnist track: not built yet"
+
+noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
+	@echo "noisy track: not built yet"
+
+generator: setup ## PCA + KDE generator: fit and save the models
+	@echo "generator track: not built yet"
+
+app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000
+	@echo "web app: not built yet"
 
 test: setup ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

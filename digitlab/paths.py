@@ -69,3 +69,12 @@ def notebooks_dir() -> Path:
 
 def executed_notebooks_dir() -> Path:
     return results_dir() / "notebooks"
+
+
+def cnn_checkpoint() -> Path:
+    """The best CNN trained by the default pipeline (``scripts/train_cnn.py``)."""
+    return models_dir() / "mnist_cnn.pt"
+
+
+def noisy_cnn_checkpoint(noise: str) -> Path:
+    return models_dir() / f"mnist_cnn_{noise}.pt"
