@@ -1,0 +1,1 @@
+"""The networks: Mini MNIST MLP and CNN, dense networks, the CNN family, NumPy models."""
