@@ -1,0 +1,105 @@
+"""From uint8 digits to network inputs, and batched data augmentation.
+
+Images are normalised with the mean and standard deviation of the MNIST
+training pixels (the constants every MNIST example uses), so networks see
+inputs of roughly zero mean and unit variance whatever the source.
+
+:func:`random_affine` augments a whole batch at once with one
+``affine_grid`` / ``grid_sample`` call: small random rotations, scalings and
+shifts, drawn from a seeded ``torch.Generator``. It fits ``fit(augment=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+# The value a blank (0) pixel has after normalisation; augmentation fills with it.
+BACKGROUND = (0.0 - MNIST_MEAN) / MNIST_STD
+
+
+def _as_float_images(images) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images (0..255), got {x.dtype}")
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    return x.float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD)
+
+
+def to_tensor(images) -> torch.Tensor:
+    """uint8 ``(N, 28, 28)`` (NumPy or torch) -> normalised float32 ``(N, 1, 28, 28)``."""
+    x = _as_float_images(images)
+    return x if x.ndim == 4 else x.unsqueeze(1)
+
+
+def flatten_tensor(images) -> torch.Tensor:
+    """uint8 ``(N, 28, 28)`` -> normalised float32 ``(N, 784)`` for dense models."""
+    x = _as_float_images(images)
+    return x.reshape(len(x), -1)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Undo :func:`to_tensor`: normalised ``(N, 1, 28, 28)`` -> uint8 ``(N, 28, 28)``."""
+    pixels = (x.detach().float() * MNIST_STD + MNIST_MEAN).mul(255.0).round().clamp(0, 255)
+    return pixels.reshape(len(x), *x.shape[-2:]).to(torch.uint8).numpy()
+
+
+def random_affine(
+    batch: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    degrees: float = 10.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shear: float = 0.0,
+) -> torch.Tensor:
+    """Random rotation (± ``degrees``), scaling, shear and shift (± ``translate``
+    of the image size) of every image in a ``(N, C, H, W)`` batch.
+
+    Uncovered pixels get the normalised background value, so an augmented
+    digit looks like a real one rather than sitting on a grey frame.
+    """
+    n = batch.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-degrees, degrees) * (math.pi / 180.0)
+    zoom = uniform(*scale)
+    skew = uniform(-shear, shear) * (math.pi / 180.0)
+    # affine_grid maps output coordinates to input ones in [-1, 1], so a shift of
+    # `translate` of the width is 2 * translate in those units.
+    tx, ty = uniform(-translate, translate) * 2.0, uniform(-translate, translate) * 2.0
+    # rotation @ shear, divided by the zoom (the grid maps output to input pixels)
+    cos, sin, tan = torch.cos(angle) / zoom, torch.sin(angle) / zoom, torch.tan(skew)
+    theta = torch.stack([
+        torch.stack([cos, cos * tan - sin, tx], dim=1),
+        torch.stack([sin, sin * tan + cos, ty], dim=1),
+    ], dim=1).to(batch.dtype)
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    shifted = batch - BACKGROUND  # grid_sample pads with zeros; make zero the background
+    out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out + BACKGROUND
+
+
+class RandomAffine:
+    """:func:`random_affine` with fixed ranges, as a callable for ``fit(augment=...)``."""
+
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1,
+                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.0):
+        self.params = {"degrees": degrees, "translate": translate, "scale": tuple(scale),
+                       "shear": shear}
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return random_affine(batch, generator, **self.params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"RandomAffine({args})"

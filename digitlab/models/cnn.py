@@ -1,0 +1,109 @@
+"""The MNIST CNN family; every network takes ``(N, 1, 28, 28)`` and returns logits.
+
+``build_cnn(name, **kwargs)`` builds one by name (see :data:`ARCHITECTURES`):
+
+- ``cnn2`` / ``cnn3``: two or three conv -> ReLU -> max-pool blocks, flatten,
+  one linear layer; ``dropout`` and ``batchnorm`` switch on the variants
+  compared in the variants notebook.
+- ``reference``: the network of the classic PyTorch MNIST example
+  (pytorch/examples ``mnist/main.py``): two 3x3 convolutions with 32 and 64
+  channels, max-pool, dropout 0.25, a 128-unit layer, dropout 0.5.
+- ``best``: the project's best CNN: small batch-normalised 3x3 conv stages and
+  global average pooling; compact enough to train in under a minute on two
+  CPU cores (``benchmarks/mnist_cnn.py`` measures it against ``reference``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from digitlab.errors import UserError
+
+
+def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,
+               kernel_size: int = 3) -> nn.Sequential:
+    """conv (same padding) -> [batch-norm] -> ReLU -> [2x2 max-pool]."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2,
+                                         bias=not batchnorm)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.ReLU(inplace=True))
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def _plain_cnn(channels: tuple[int, ...], dropout: float, batchnorm: bool) -> nn.Sequential:
+    blocks, c_in, size = [], 1, 28
+    for c_out in channels:
+        blocks.append(conv_block(c_in, c_out, batchnorm=batchnorm))
+        c_in, size = c_out, size // 2
+    return nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout),
+                         nn.Linear(c_in * size * size, 10))
+
+
+def cnn2(dropout: float = 0.0, batchnorm: bool = False,
+         channels: tuple[int, int] = (32, 64)) -> nn.Sequential:
+    """Two conv -> ReLU -> max-pool blocks (28 -> 14 -> 7), flatten, linear."""
+    return _plain_cnn(tuple(channels), dropout, batchnorm)
+
+
+def cnn3(dropout: float = 0.0, batchnorm: bool = False,
+         channels: tuple[int, int, int] = (32, 64, 128)) -> nn.Sequential:
+    """Three conv -> ReLU -> max-pool blocks (28 -> 14 -> 7 -> 3), flatten, linear."""
+    return _plain_cnn(tuple(channels), dropout, batchnorm)
+
+
+def reference() -> nn.Sequential:
+    """The classic PyTorch MNIST example network (logits instead of log-softmax)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(inplace=True),
+        nn.Conv2d(32, 64, 3), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
+        nn.Linear(9216, 128), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
+
+
+def best(width: int = 32, dropout: float = 0.1) -> nn.Sequential:
+    """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
+
+    ``width`` channels in the first stage, doubled in each of the next two.
+    """
+    w1, w2, w3 = width, 2 * width, 4 * width
+    return nn.Sequential(
+        conv_block(1, w1, batchnorm=True, pool=False),
+        conv_block(w1, w1, batchnorm=True),
+        conv_block(w1, w2, batchnorm=True, pool=False),
+        conv_block(w2, w2, batchnorm=True),
+        conv_block(w2, w3, batchnorm=True, pool=False),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+        nn.Linear(w3, 10),
+    )
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "cnn2": cnn2,
+    "cnn3": cnn3,
+    "reference": reference,
+    "best": best,
+}
+
+
+def build_cnn(arch: str, **kwargs) -> nn.Module:
+    """Build the network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
+    try:
+        builder = ARCHITECTURES[arch]
+    except KeyError:
+        raise UserError(f"unknown CNN architecture {arch!r}; choose one of "
+                        f"{', '.join(ARCHITECTURES)}.") from None
+    try:
+        return builder(**kwargs)
+    except TypeError as err:
+        raise UserError(f"bad options {kwargs} for CNN architecture {arch!r}: {err}.") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
