@@ -1,0 +1,44 @@
+"""Collect the headline numbers from results/ into one table.
+
+Usage:
+    python scripts/summarize.py                  # writes results/summary.md
+    python scripts/summarize.py --update-readme  # also refreshes README.md's results table
+
+Result: a Markdown table whose every value is read from a JSON file under
+results/, with the command that regenerates it; missing files are shown as
+"not run yet".
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from digitlab import paths
+from digitlab.errors import cli
+from digitlab.repro import atomic_write
+from digitlab.summary import ROWS, render, update_readme
+
+
+@cli
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--results-dir", type=Path, default=paths.results_dir())
+    parser.add_argument("--output", type=Path, default=None,
+                        help="summary file (default: RESULTS_DIR/summary.md)")
+    parser.add_argument("--update-readme", action="store_true",
+                        help="rewrite the table between the results markers of README.md")
+    parser.add_argument("--readme", type=Path, default=paths.PROJECT_ROOT / "README.md")
+    args = parser.parse_args(argv)
+    table = render(ROWS, args.results_dir)
+    output = args.output or args.results_dir / "summary.md"
+    with atomic_write(output) as handle:
+        handle.write("# digitlab results\n\n" + table)
+    if args.update_readme:
+        update_readme(table, args.readme)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

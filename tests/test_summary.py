@@ -1,0 +1,24 @@
+import json
+
+from digitlab.summary import END, START, Row, render, update_readme
+
+
+def test_table_reads_values_from_results_and_names_missing_files(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "m.json").write_text(json.dumps({"metrics": {"acc": 0.9876, "f": [1, 2]}}))
+    rows = [Row("T", "accuracy", "t/m.json", "metrics.acc", "pct", "make t"),
+            Row("T", "second", "t/m.json", "metrics.f.1", "int", "make t"),
+            Row("U", "other", "u/none.json", "x", "pct", "make u"),
+            Row("T", "typo", "t/m.json", "metrics.nope", "pct", "make t")]
+    table = render(rows, tmp_path)
+    assert "| T | accuracy | 98.8% |" in table
+    assert "| T | second | 2 |" in table
+    assert "| U | other | not run yet |" in table and "`make u`" in table
+    assert "| T | typo | missing |" in table
+
+
+def test_readme_update_replaces_only_the_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold table\n{END}\noutro\n")
+    update_readme("| new |\n", readme)
+    assert readme.read_text() == f"intro\n{START}\n| new |\n{END}\noutro\n"
