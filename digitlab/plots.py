@@ -128,3 +128,31 @@ def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def line_plot(x: np.ndarray, series: Mapping[str, np.ndarray], title: str, xlabel: str,
+              ylabel: str, errors: Mapping[str, np.ndarray] | None = None, logx: bool = False,
+              marks: Mapping[str, float] | None = None, hlines: Mapping[str, float] | None = None,
+              ) -> Figure:
+    """One or more curves over ``x`` (optional ±error bands), with labelled vertical
+    (``marks``: label -> x) and horizontal (``hlines``: label -> y) reference lines."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, (name, y) in enumerate(series.items()):
+        y = np.asarray(y, dtype=float)
+        ax.plot(x, y, "-o" if len(x) <= 30 else "-", ms=3, color=f"C{i}", label=name)
+        if errors and name in errors:
+            err = np.asarray(errors[name], dtype=float)
+            ax.fill_between(x, y - err, y + err, color=f"C{i}", alpha=0.2)
+    for j, (name, value) in enumerate((marks or {}).items()):
+        ax.axvline(value, ls="--", color=f"C{j + len(series)}", label=name)
+    for j, (name, value) in enumerate((hlines or {}).items()):
+        ax.axhline(value, ls=":", color=f"C{j + len(series) + len(marks or {})}", label=name)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
