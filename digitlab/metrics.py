@@ -29,3 +29,113 @@ def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=list(labels)).tolist(),
         "n": int(len(y_true)),
     }
+
+
+# --- clustering ----------------------------------------------------------------------
+# ARI, homogeneity, completeness, V-measure and NMI are computed here from the
+# contingency table (the tests check them against scikit-learn); AMI and the
+# silhouette come from scikit-learn.
+
+NMI_AVERAGING = "arithmetic"  # NMI = MI / mean(H(labels), H(clusters)); equals the V-measure
+
+
+def contingency(labels: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                     np.ndarray]:
+    """Counts (n_clusters, n_labels) of each cluster/label pair, with the cluster and
+    label values that index its rows and columns."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    if labels.shape != clusters.shape or labels.ndim != 1:
+        raise ValueError("labels and clusters must be 1-D arrays of the same length")
+    label_values, label_idx = np.unique(labels, return_inverse=True)
+    cluster_values, cluster_idx = np.unique(clusters, return_inverse=True)
+    table = np.zeros((len(cluster_values), len(label_values)), dtype=np.int64)
+    np.add.at(table, (cluster_idx, label_idx), 1)
+    return table, cluster_values, label_values
+
+
+def _comb2(n: np.ndarray) -> np.ndarray:
+    n = np.asarray(n, dtype=np.float64)
+    return n * (n - 1) / 2
+
+
+def adjusted_rand_index(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Pair-counting agreement corrected for chance (Hubert and Arabie, 1985)."""
+    table = contingency(labels, clusters)[0]
+    n = table.sum()
+    pairs = _comb2(table).sum()
+    rows, cols = _comb2(table.sum(1)).sum(), _comb2(table.sum(0)).sum()
+    expected = rows * cols / _comb2(n) if n > 1 else 0.0
+    maximum = (rows + cols) / 2
+    if maximum == expected:  # both partitions trivial (one cluster, or all singletons)
+        return 1.0
+    return float((pairs - expected) / (maximum - expected))
+
+
+def _entropy(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def homogeneity_completeness_v(labels: np.ndarray, clusters: np.ndarray) -> tuple[float, ...]:
+    """Homogeneity (each cluster holds one label), completeness (each label in one
+    cluster) and their harmonic mean, the V-measure (Rosenberg and Hirschberg, 2007)."""
+    table = contingency(labels, clusters)[0].astype(np.float64)
+    n = table.sum()
+    h_labels, h_clusters = _entropy(table.sum(0)), _entropy(table.sum(1))
+    nz = table > 0
+    outer = np.outer(table.sum(1), table.sum(0))
+    mutual = float((table[nz] / n * np.log(table[nz] * n / outer[nz])).sum())
+    homogeneity = mutual / h_labels if h_labels else 1.0
+    completeness = mutual / h_clusters if h_clusters else 1.0
+    total = homogeneity + completeness
+    v = 2 * homogeneity * completeness / total if total else 0.0
+    return float(homogeneity), float(completeness), float(v)
+
+
+def hungarian_mapping(labels: np.ndarray, clusters: np.ndarray) -> dict[int, int]:
+    """The one-to-one cluster -> label map that maximises the matched count
+    (``scipy.optimize.linear_sum_assignment``); clusters left over map to -1."""
+    from scipy.optimize import linear_sum_assignment
+
+    table, cluster_values, label_values = contingency(labels, clusters)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    mapping = {int(c): -1 for c in cluster_values}
+    mapping.update({int(cluster_values[r]): int(label_values[c]) for r, c in zip(rows, cols, strict=True)})
+    return mapping
+
+
+def apply_mapping(clusters: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    return np.array([mapping.get(int(c), -1) for c in np.asarray(clusters)], dtype=np.int64)
+
+
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy after the best one-to-one matching of clusters to labels."""
+    predicted = apply_mapping(clusters, hungarian_mapping(labels, clusters))
+    return float((predicted == np.asarray(labels)).mean())
+
+
+def clustering_summary(labels: np.ndarray, clusters: np.ndarray,
+                       features: np.ndarray | None = None, seed: int = 0) -> dict:
+    """Every clustering score the project reports, the Hungarian map and the contingency
+    table; the silhouette (Euclidean, on ``features``) only when features are given."""
+    homogeneity, completeness, v = homogeneity_completeness_v(labels, clusters)
+    table, cluster_values, label_values = contingency(labels, clusters)
+    summary = {
+        "ari": adjusted_rand_index(labels, clusters),
+        "ami": float(skm.adjusted_mutual_info_score(labels, clusters,
+                                                    average_method=NMI_AVERAGING)),
+        "nmi": v,
+        "nmi_averaging": NMI_AVERAGING,
+        "homogeneity": homogeneity,
+        "completeness": completeness,
+        "v_measure": v,
+        "cluster_accuracy": cluster_accuracy(labels, clusters),
+        "cluster_to_label": {str(k): lab for k, lab in hungarian_mapping(labels, clusters).items()},
+        "contingency": {"rows_clusters": cluster_values.tolist(),
+                        "cols_labels": label_values.tolist(), "counts": table.tolist()},
+        "n": int(len(labels)),
+    }
+    if features is not None and 1 < len(cluster_values) < len(labels):
+        summary["silhouette"] = float(skm.silhouette_score(features, clusters,
+                                                           random_state=seed))
+    return summary
