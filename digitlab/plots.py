@@ -156,3 +156,60 @@ def line_plot(x: np.ndarray, series: Mapping[str, np.ndarray], title: str, xlabe
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def histogram(values: np.ndarray, title: str, xlabel: str, bins: int | Sequence[float] = 32,
+              log: bool = False) -> Figure:
+    """Histogram of a flat array of values (e.g. every pixel intensity of a data set)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.hist(np.ravel(values), bins=bins, color="C0", edgecolor="white", log=log)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count (log scale)" if log else "count")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str = "component 1",
+               ylabel: str = "component 2") -> Figure:
+    """2-D points coloured by integer label, one legend entry per label."""
+    points, labels = np.asarray(points), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for i, label in enumerate(np.unique(labels)):
+        mask = labels == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=8, alpha=0.7, color=f"C{i % 10}",
+                   label=str(label))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(title="label", fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def probability_examples(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
+                         title: str | None = None) -> Figure:
+    """Each image above a bar chart of its predicted class probabilities; the true class
+    bar is green, a wrong top prediction red."""
+    images, probabilities = np.asarray(images), np.asarray(probabilities)
+    n, n_classes = probabilities.shape
+    fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 3.2), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.2, 1]})
+    for i in range(n):
+        top = int(probabilities[i].argmax())
+        axes[0, i].imshow(images[i], cmap="gray_r", interpolation="nearest")
+        axes[0, i].set_title(f"true {labels[i]}\npred {top} ({probabilities[i, top]:.2f})",
+                             fontsize=7)
+        axes[0, i].axis("off")
+        colors = ["C7"] * n_classes
+        colors[top] = "C3"
+        colors[int(labels[i])] = "C2"
+        axes[1, i].bar(range(n_classes), probabilities[i], color=colors)
+        axes[1, i].set_ylim(0, 1)
+        axes[1, i].set_xticks(range(n_classes), [str(c) for c in range(n_classes)], fontsize=5)
+        axes[1, i].tick_params(axis="y", labelsize=6, labelleft=i == 0)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

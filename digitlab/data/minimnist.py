@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.data.tables import check_integer_range, read_table
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 ROWS, COLS = 9, 8
@@ -198,10 +199,7 @@ def write_csv(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -
     """Write ``pixel_0 ... pixel_71, label`` atomically (same data -> same bytes)."""
     table = np.column_stack([np.asarray(images).reshape(len(labels), N_PIXELS),
                              np.asarray(labels)]).astype(np.int64)
-    with atomic_write(path) as handle:
-        handle.write(",".join(COLUMNS) + "\n")
-        np.savetxt(handle, table, fmt="%d", delimiter=",")
-    return Path(path)
+    return _write_rows(Path(path), COLUMNS, table)
 
 
 def read_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -217,3 +215,43 @@ def check_pixels(values: np.ndarray, path) -> np.ndarray:
 
 def check_labels(values: np.ndarray, path) -> np.ndarray:
     return check_integer_range(values, 0, 9, path, "labels").astype(np.int64)
+
+
+SPLIT_FILES = ("X_train.csv", "X_test.csv", "y_train.csv", "y_test.csv")
+_SPLIT_HINT = "run scripts/split_data.py first"
+
+
+def write_split(folder: str | os.PathLike, train: tuple[np.ndarray, np.ndarray],
+                test: tuple[np.ndarray, np.ndarray]) -> list[Path]:
+    """Write X_train.csv, X_test.csv (pixel columns) and y_train.csv, y_test.csv (label)."""
+    folder = Path(folder)
+    written = []
+    for part, (images, labels) in (("train", train), ("test", test)):
+        pixels = np.asarray(images).reshape(len(labels), N_PIXELS).astype(np.int64)
+        written.append(_write_rows(folder / f"X_{part}.csv", PIXEL_COLUMNS, pixels))
+        written.append(_write_rows(folder / f"y_{part}.csv", (LABEL_COLUMN,),
+                                   np.asarray(labels, dtype=np.int64)[:, None]))
+    return written
+
+
+def _write_rows(path: Path, columns: tuple[str, ...], rows: np.ndarray) -> Path:
+    with atomic_write(path) as handle:
+        handle.write(",".join(columns) + "\n")
+        np.savetxt(handle, rows, fmt="%d", delimiter=",")
+    return path
+
+
+def read_split(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read the four split files: ``x_train``/``x_test`` uint8 (N, 9, 8), ``y_*`` int64."""
+    folder = Path(folder)
+    out = {}
+    for part in ("train", "test"):
+        x_path, y_path = folder / f"X_{part}.csv", folder / f"y_{part}.csv"
+        x_table = read_table(x_path, PIXEL_COLUMNS, "a Mini MNIST pixel file", _SPLIT_HINT)
+        y_table = read_table(y_path, (LABEL_COLUMN,), "a Mini MNIST label file", _SPLIT_HINT)
+        if len(x_table) != len(y_table):
+            raise UserError(f"{x_path} has {len(x_table)} rows but {y_path} has {len(y_table)}; "
+                            f"{_SPLIT_HINT} again to rewrite both.")
+        out[f"x_{part}"] = check_pixels(x_table.to_numpy(), x_path).reshape(-1, ROWS, COLS)
+        out[f"y_{part}"] = check_labels(y_table[LABEL_COLUMN].to_numpy(), y_path)
+    return out

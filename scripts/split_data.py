@@ -1,0 +1,62 @@
+"""Split the Mini MNIST CSV into stratified train and test files (80/20 by default).
+
+Usage:
+    python scripts/split_data.py
+    python scripts/split_data.py --test-size 0.25 --seed 1 --output-dir data
+
+Result: data/X_train.csv and data/X_test.csv (columns pixel_0 ... pixel_71),
+data/y_train.csv and data/y_test.csv (column label), every digit in the same
+proportion in both parts (800 / 200 rows, 80 / 20 per digit, on the default
+data), and results/mini_mnist/split_metrics.json with the class counts. The
+notebook train_mini_mnist reads these four files.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import paths
+from digitlab.baselines import stratified_split
+from digitlab.data import minimnist
+from digitlab.errors import UserError, cli
+from digitlab.repro import save_metrics, set_seed
+
+
+@cli
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--input", default=str(paths.mini_mnist_csv()), help="Mini MNIST CSV")
+    parser.add_argument("--output-dir", default=str(paths.data_dir()),
+                        help="folder for X_train.csv, X_test.csv, y_train.csv, y_test.csv")
+    parser.add_argument("--metrics", default=str(paths.mini_mnist_results() / "split_metrics.json"),
+                        help="JSON with the class counts of both parts")
+    parser.add_argument("--test-size", type=float, default=0.2, help="fraction held out for test")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of the split")
+    args = parser.parse_args(argv)
+    set_seed(args.seed)
+    if not 0 < args.test_size < 1:
+        raise UserError(f"--test-size must be a fraction between 0 and 1 (got {args.test_size}).")
+    images, labels = minimnist.read_csv(args.input)
+    counts = np.bincount(labels, minlength=10)
+    n_test = int(np.ceil(args.test_size * len(labels)))
+    if counts[counts > 0].min() < 2 or min(n_test, len(labels) - n_test) < (counts > 0).sum():
+        raise UserError(f"{args.input} has too few rows per digit for a stratified split with "
+                        f"--test-size {args.test_size}; generate more rows per class.")
+    train, test = stratified_split(labels, args.test_size, args.seed)
+    written = minimnist.write_split(args.output_dir, (images[train], labels[train]),
+                                    (images[test], labels[test]))
+    metrics = {"train_rows": len(train), "test_rows": len(test),
+               "train_class_counts": np.bincount(labels[train], minlength=10).tolist(),
+               "test_class_counts": np.bincount(labels[test], minlength=10).tolist()}
+    save_metrics(args.metrics, metrics, seed=args.seed, config=vars(args),
+                 data={"input": args.input, "written": [str(p) for p in written]})
+    print(f"train {len(train)} rows, test {len(test)} rows -> "
+          f"{', '.join(p.name for p in written)} in {Path(args.output_dir)}")
+
+
+if __name__ == "__main__":
+    main()
