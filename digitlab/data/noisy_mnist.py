@@ -1,0 +1,142 @@
+"""Noisy MNIST on disk: build the corrupted sets, save them as ``.npy``, load them back.
+
+Layout under :func:`digitlab.paths.noisy_mnist_dir` (``data/noisy_mnist/``)::
+
+    <set>/train_images.npy  train_labels.npy   # uint8 (N, 28, 28), int64 (N,)
+    <set>/val_images.npy    val_labels.npy     # the source's validation split
+    <set>/test_images.npy   test_labels.npy
+    manifest.json                              # source summary, seed, sets
+
+``<set>`` is ``clean`` (the MNIST source as loaded) or one of
+:data:`digitlab.data.noise.NOISE_TYPES`. The validation split is kept as its
+own pair of files (not folded into train) so that models stop early and are
+tuned on validation while test stays untouched; cross-validation pools train
+and validation. Each split of each set gets its own noise stream,
+``seed`` mixed with the split's index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitlab import paths
+from digitlab.data import noise
+from digitlab.errors import UserError
+from digitlab.repro import atomic_target, save_json
+
+SPLITS = ("train", "val", "test")
+SETS = ("clean", *noise.NOISE_TYPES)
+MAKE_COMMAND = "python scripts/make_noisy_mnist.py (or make noisy)"
+
+
+@dataclass
+class NoisySet:
+    """One noisy (or clean) version of the MNIST source, split three ways."""
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        return getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+
+
+def corrupt_splits(splits, kind: str, seed: int) -> NoisySet:
+    """Corrupt every split of an ``MNISTSplits`` (or :class:`NoisySet`) with ``kind``."""
+    arrays = {}
+    for index, split in enumerate(SPLITS):
+        images = getattr(splits, f"{split}_images")
+        arrays[f"{split}_images"] = (images if kind == "clean"
+                                     else noise.corrupt(images, kind, (seed, index)))
+        arrays[f"{split}_labels"] = np.asarray(getattr(splits, f"{split}_labels"), np.int64)
+    return NoisySet(kind, **arrays)
+
+
+def snr_report(clean: np.ndarray, noisy: np.ndarray, kind: str) -> dict:
+    """Measured SNRs (dB) of a saved uint8 set against its clean images.
+
+    ``snr_db``: against the 0 dBW reference (signal power 1.0), the definition
+    in :mod:`digitlab.data.noise`; ``snr_db_signal_power``: against the mean
+    squared pixel value of the reference images instead. For contrast-awgn the
+    reference is the contrast-reduced image, so only the added noise counts.
+    """
+    reference = noise.to_float(clean)
+    if kind == "contrast-awgn":
+        reference = reference * noise.CONTRAST_FACTOR
+    noisy = noise.to_float(noisy)
+    return {"snr_db": noise.measured_snr_db(reference, noisy),
+            "snr_db_signal_power": noise.measured_snr_db(reference, noisy, signal_power=None)}
+
+
+def save_set(noisy: NoisySet, root: str | Path) -> Path:
+    """Write the six ``.npy`` files of ``noisy`` under ``root/<name>/`` (atomically each)."""
+    folder = Path(root) / noisy.name
+    for split in SPLITS:
+        for part, array in zip(("images", "labels"), noisy.split(split), strict=True):
+            with atomic_target(folder / f"{split}_{part}.npy") as tmp:
+                np.save(tmp, array, allow_pickle=False)
+    return folder
+
+
+def save_manifest(root: str | Path, summary: dict, seed: int, sets: list[str]) -> Path:
+    return save_json({"source": summary, "seed": seed, "sets": sets,
+                      "noise": noise_parameters()}, Path(root) / "manifest.json")
+
+
+def noise_parameters() -> dict:
+    """The corruption settings, for manifests and metrics files."""
+    return {
+        "snr_definition": "SNR_dB = 10 log10(1.0 / sigma^2) on [0, 1] pixels (0 dBW reference)",
+        "awgn": {"snr_db": noise.AWGN_SNR_DB, "sigma": noise.sigma_for_snr(noise.AWGN_SNR_DB)},
+        "motion-blur": {"length_px": noise.BLUR_LENGTH, "angle_deg": noise.BLUR_ANGLE_DEG},
+        "contrast-awgn": {"contrast_factor": noise.CONTRAST_FACTOR,
+                          "snr_db": noise.CONTRAST_AWGN_SNR_DB,
+                          "sigma": noise.sigma_for_snr(noise.CONTRAST_AWGN_SNR_DB)},
+    }
+
+
+def load_set(name: str, root: str | Path | None = None) -> NoisySet:
+    """Load one saved set, checking every file; UserError naming the fix if not."""
+    if name not in SETS:
+        raise UserError(f"unknown noisy MNIST set {name!r}; choose one of {', '.join(SETS)}.")
+    folder = Path(root or paths.noisy_mnist_dir()) / name
+    arrays = {}
+    for split in SPLITS:
+        images = _load_array(folder / f"{split}_images.npy")
+        labels = _load_array(folder / f"{split}_labels.npy")
+        if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise UserError(f"{folder / f'{split}_images.npy'} holds {images.dtype} "
+                            f"{images.shape}, not uint8 (N, 28, 28) images; "
+                            f"re-create it with {MAKE_COMMAND}.")
+        if (labels.ndim != 1 or len(labels) != len(images)
+                or not np.issubdtype(labels.dtype, np.integer)
+                or (len(labels) and (labels.min() < 0 or labels.max() > 9))):
+            raise UserError(f"{folder / f'{split}_labels.npy'} does not hold one digit label "
+                            f"per image; re-create it with {MAKE_COMMAND}.")
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.int64)
+    return NoisySet(name, **arrays)
+
+
+def load_manifest(root: str | Path | None = None) -> dict:
+    path = Path(root or paths.noisy_mnist_dir()) / "manifest.json"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; create the noisy sets with {MAKE_COMMAND}.")
+    return json.loads(path.read_text())
+
+
+def _load_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; create the noisy sets with {MAKE_COMMAND}.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path} is not a readable .npy file ({err}); "
+                        f"re-create it with {MAKE_COMMAND}.") from None
