@@ -271,5 +271,7 @@ def _load_auto(root: Path, seed: int, download_kw: dict) -> MNISTSplits:
     try:
         return load_download(root, seed, timeout=10.0, **download_kw)
     except UserError as err:
-        log.warning("MNIST download unavailable (%s); using the embedded subset", err)
+        log.debug("MNIST download failed: %s", err)
+        log.warning("no MNIST files in %s and no mirror reachable; using the embedded subset",
+                    root)
     return load_embedded(seed)

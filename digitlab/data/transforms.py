@@ -58,12 +58,16 @@ def random_affine(
     translate: float = 0.1,
     scale: tuple[float, float] = (0.9, 1.1),
     shear: float = 0.0,
+    elastic: float = 0.0,
 ) -> torch.Tensor:
     """Random rotation (± ``degrees``), scaling, shear and shift (± ``translate``
     of the image size) of every image in a ``(N, C, H, W)`` batch.
 
-    Uncovered pixels get the normalised background value, so an augmented
-    digit looks like a real one rather than sitting on a grey frame.
+    ``elastic`` > 0 adds a smooth random displacement field of about that many
+    pixels (a cheap form of the elastic distortions of Simard et al., 2003:
+    coarse 4x4 noise upsampled bilinearly). Uncovered pixels get the normalised
+    background value, so an augmented digit looks like a real one rather than
+    sitting on a grey frame.
     """
     n = batch.shape[0]
 
@@ -83,6 +87,11 @@ def random_affine(
         torch.stack([sin, sin * tan + cos, ty], dim=1),
     ], dim=1).to(batch.dtype)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    if elastic > 0:
+        height, width = batch.shape[-2:]
+        coarse = torch.randn(n, 2, 4, 4, generator=generator) * (2.0 * elastic / width)
+        field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+        grid = grid + field.permute(0, 2, 3, 1).to(grid.dtype)
     shifted = batch - BACKGROUND  # grid_sample pads with zeros; make zero the background
     out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
@@ -93,9 +102,10 @@ class RandomAffine:
     """:func:`random_affine` with fixed ranges, as a callable for ``fit(augment=...)``."""
 
     def __init__(self, degrees: float = 10.0, translate: float = 0.1,
-                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.0):
+                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.0,
+                 elastic: float = 0.0):
         self.params = {"degrees": degrees, "translate": translate, "scale": tuple(scale),
-                       "shear": shear}
+                       "shear": shear, "elastic": elastic}
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return random_affine(batch, generator, **self.params)

@@ -1,0 +1,154 @@
+"""Training recipes for the MNIST CNNs: optimiser, schedule, augmentation, one call.
+
+:class:`TrainConfig` names everything that defines a run; :data:`BEST` is the
+recipe of the project's best CNN and :data:`REFERENCE` the one of the classic
+PyTorch MNIST example (Adadelta lr 1.0, StepLR gamma 0.7, batch 64, 14 epochs).
+:func:`train_cnn` builds the network, trains it with
+:func:`digitlab.training.fit` on in-memory tensors and returns it with its
+history; ``scripts/train_cnn.py``, ``benchmarks/mnist_cnn.py`` and the
+notebooks all go through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from digitlab.data.transforms import RandomAffine, to_tensor
+from digitlab.errors import UserError
+from digitlab.models.cnn import build_cnn
+from digitlab.training import History, fit
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
+SCHEDULES = ("onecycle", "step", "constant")
+# Learning rates that work for each optimiser when --lr is not given.
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.003, "adamw": 0.003, "rmsprop": 0.001, "adadelta": 1.0}
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "best"
+    model_kwargs: dict = field(default_factory=dict)
+    optimizer: str = "adamw"
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]; the peak rate under OneCycle
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    step_gamma: float = 0.7  # StepLR: multiply the rate by this after every epoch
+    epochs: int = 20
+    batch_size: int = 128
+    augment: bool = True
+    # RandomAffine ranges: degrees, translate (fraction of the size), scale range
+    augment_params: dict = field(default_factory=lambda: {
+        "degrees": 10.0, "translate": 0.1, "scale": (0.9, 1.1), "shear": 0.0})
+    label_smoothing: float = 0.0
+    patience: int | None = None
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "learning_rate": self.learning_rate}
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+BEST = TrainConfig()
+REFERENCE = TrainConfig(arch="reference", optimizer="adadelta", lr=1.0, schedule="step",
+                        step_gamma=0.7, epochs=14, batch_size=64, augment=False)
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+                               weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
+    raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
+
+
+def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
+    """The schedule and whether it steps per batch (OneCycle) or per epoch (StepLR)."""
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.learning_rate, epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch), True
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1,
+                                               gamma=config.step_gamma), False
+    if config.schedule == "constant":
+        return None, False
+    raise UserError(f"unknown schedule {config.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+
+
+def as_tensors(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and integer labels -> normalised ``(N, 1, 28, 28)`` and int64 tensors."""
+    return to_tensor(images), torch.as_tensor(labels, dtype=torch.int64)
+
+
+def train_cnn(
+    config: TrainConfig,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    progress: bool = True,
+) -> tuple[nn.Module, History]:
+    """Build ``config.arch`` (seeded) and train it; the best weights (lowest
+    validation loss) are restored. Inputs are tensors from :func:`as_tensors`."""
+    torch.manual_seed(seed)
+    model = build_cnn(config.arch, **config.model_kwargs)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate,
+                               config.weight_decay)
+    steps = math.ceil(len(train[0]) / config.batch_size)
+    scheduler, per_batch = make_scheduler(config, optimizer, steps)
+    smoothing = config.label_smoothing
+
+    def loss_fn(logits, target):
+        return F.cross_entropy(logits, target, label_smoothing=smoothing)
+
+    history = fit(
+        model, train, val, optimizer, epochs=config.epochs, batch_size=config.batch_size,
+        loss_fn=loss_fn if smoothing else F.cross_entropy, scheduler=scheduler,
+        step_scheduler_per_batch=per_batch, patience=config.patience,
+        augment=RandomAffine(**config.augment_params) if config.augment else None,
+        checkpoint=checkpoint, seed=seed, progress=progress, desc=config.arch,
+    )
+    model.eval()
+    return model, history
+
+
+def evaluate_images(model: nn.Module, images, labels) -> dict:
+    """Accuracy, loss, per-class precision/recall/F1 and confusion matrix on uint8 images."""
+    from digitlab.metrics import classification_summary
+    from digitlab.training import predict_logits
+
+    x, y = as_tensors(images, labels)
+    logits = predict_logits(model, x)
+    summary = classification_summary(y.numpy(), logits.argmax(1).numpy())
+    summary["loss"] = float(F.cross_entropy(logits, y))
+    return summary
+
+
+def add_noise(splits, kind: str, seed: int):
+    """Corrupt each split of an :class:`MNISTSplits` with ``kind`` (independent noise per split)."""
+    from digitlab.data.noise import corrupt  # the noisy-MNIST module, only needed here
+
+    for index, split in enumerate(("train", "val", "test")):
+        name = f"{split}_images"
+        setattr(splits, name, corrupt(getattr(splits, name), kind, (seed, index)))
+    splits.description += f", corrupted with {kind} noise"
+    return splits
