@@ -189,16 +189,16 @@ def scatter_2d(points: np.ndarray, labels: np.ndarray, title: str, xlabel: str =
 
 
 def probability_examples(images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
-                         title: str | None = None) -> Figure:
-    """Each image above a bar chart of its predicted class probabilities; the true class
-    bar is green, a wrong top prediction red."""
+                         title: str | None = None, vmax: float = 255) -> Figure:
+    """Each image (intensities 0 to ``vmax``) above a bar chart of its predicted class
+    probabilities; the true class bar is green, a wrong top prediction red."""
     images, probabilities = np.asarray(images), np.asarray(probabilities)
     n, n_classes = probabilities.shape
     fig, axes = plt.subplots(2, n, figsize=(1.3 * n, 3.2), squeeze=False,
                              gridspec_kw={"height_ratios": [1.2, 1]})
     for i in range(n):
         top = int(probabilities[i].argmax())
-        axes[0, i].imshow(images[i], cmap="gray_r", interpolation="nearest")
+        axes[0, i].imshow(images[i], cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
         axes[0, i].set_title(f"true {labels[i]}\npred {top} ({probabilities[i, top]:.2f})",
                              fontsize=7)
         axes[0, i].axis("off")
