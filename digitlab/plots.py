@@ -213,3 +213,35 @@ def probability_examples(images: np.ndarray, probabilities: np.ndarray, labels: 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def signed_image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 10,
+                      suptitle: str | None = None, cell: float = 1.0) -> Figure:
+    """Images with positive and negative values (weights, filters) on a diverging scale
+    centred on zero: red positive, blue negative, white zero."""
+    limit = float(np.abs(images).max()) or 1.0
+    return image_grid(images, titles=titles, ncols=ncols, cmap="RdBu_r", suptitle=suptitle,
+                      cell=cell, vmin=-limit, vmax=limit)
+
+
+def feature_maps_grid(image: np.ndarray, maps: Mapping[str, np.ndarray], max_channels: int = 8,
+                      title: str | None = None) -> Figure:
+    """One digit (left) and, one row per layer, the first ``max_channels`` feature maps
+    ``(channels, height, width)`` that each layer computed for it."""
+    nrows, ncols = max(1, len(maps)), max_channels + 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows + 0.4),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(np.asarray(image).squeeze(), cmap="gray_r", interpolation="nearest")
+    axes[0, 0].set_title("input", fontsize=8)
+    for row, (name, fmap) in enumerate(maps.items()):
+        for col in range(min(max_channels, len(fmap))):
+            ax = axes[row, col + 1]
+            ax.imshow(fmap[col], cmap="viridis", interpolation="nearest")
+            if col == 0:
+                ax.set_title(f"{name} {fmap.shape[1]}x{fmap.shape[2]}", fontsize=7, loc="left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
