@@ -71,7 +71,8 @@ splits = load_mnist(source, seed=seed)
 print(splits.description)
 for split in ("train", "val", "test"):
     images, labels = getattr(splits, f"{split}_images"), getattr(splits, f"{split}_labels")
-    print(f"{split:>5}: images {images.shape} {images.dtype}, range {images.min()}..{images.max()}; "
+    print(f"{split:>5}: images {images.shape} {images.dtype}, "
+          f"range {images.min()}..{images.max()}; "
           f"labels {labels.shape} {labels.dtype}")
 
 # %% [markdown]
