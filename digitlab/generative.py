@@ -1,0 +1,396 @@
+"""PCA + KDE digit generator: fit, sample (optionally per digit), save, load.
+
+Images (pixels scaled to [0, 1]) are reduced with PCA; a kernel density
+estimate over the reduced points models their distribution. Sampling picks a
+training point (of the requested digit, or of any digit) and adds kernel noise
+-- exactly what scikit-learn's ``KernelDensity.sample`` does -- then maps the
+point back to pixels. One KDE per digit is the same kernel over that digit's
+points, so all digits share one bandwidth, chosen by cross-validated
+log-likelihood on the pooled data.
+
+Models are saved as one ``.npz`` of plain arrays plus a JSON metadata string
+and loaded with ``allow_pickle=False``: loading never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.special import gammainc
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KernelDensity
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from digitlab import paths
+from digitlab.errors import UserError
+from digitlab.repro import atomic_write
+
+FORMAT = "digitlab-generator"
+FORMAT_VERSION = 1
+MODEL_FILENAME = "generator.npz"
+KERNELS = ("gaussian", "tophat")  # the kernels scikit-learn's KernelDensity can sample from
+DEFAULT_COMPONENTS = 50
+DEFAULT_MAX_SAMPLES = 10_000
+DEFAULT_CV_FOLDS = 3
+IMAGE_SHAPE = (28, 28)
+FIT_COMMAND = "make generator (or python scripts/fit_generator.py)"
+_ARRAYS = ("components", "mean", "explained_variance", "explained_variance_ratio",
+           "points", "labels", "bandwidth", "kernel", "format", "version", "metadata")
+
+
+def default_grid(kernel: str = "gaussian") -> np.ndarray:
+    """Log-spaced candidate bandwidths, in PCA units of images scaled to [0, 1].
+
+    A top-hat kernel gives a held-out image zero density unless a training
+    point lies within one bandwidth, so its useful bandwidths are larger.
+    """
+    check_kernel(kernel)
+    return np.logspace(-1.0, 0.5, 16) if kernel == "gaussian" else np.logspace(0.5, 1.25, 16)
+
+
+def model_path(model_dir: str | os.PathLike | None = None) -> Path:
+    return Path(model_dir if model_dir is not None else paths.generator_dir()) / MODEL_FILENAME
+
+
+def check_kernel(kernel: str) -> str:
+    if kernel not in KERNELS:
+        raise UserError(f"kernel {kernel!r} cannot be sampled from; choose one of "
+                        f"{', '.join(KERNELS)}.")
+    return kernel
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> float64 rows (N, 784) in [0, 1]."""
+    images = np.asarray(images)
+    return images.reshape(len(images), -1).astype(np.float64) / 255.0
+
+
+def select_training_images(images: np.ndarray, labels: np.ndarray, max_samples: int,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_samples`` images, a seeded random subset when there are more."""
+    if max_samples < 1:
+        raise UserError(f"--max-samples must be at least 1, got {max_samples}.")
+    if len(images) <= max_samples:
+        return images, labels
+    keep = np.sort(np.random.default_rng(seed).choice(len(images), max_samples, replace=False))
+    return images[keep], labels[keep]
+
+
+@dataclass
+class BandwidthSearch:
+    """Cross-validated bandwidth choice; scores are mean held-out log-likelihood per image."""
+
+    grid: np.ndarray
+    mean_scores: np.ndarray
+    std_scores: np.ndarray
+    folds: int
+    best: float
+
+    def as_dict(self) -> dict:
+        return {"grid": self.grid, "mean_log_likelihood": self.mean_scores,
+                "std_log_likelihood": self.std_scores, "folds": self.folds,
+                "best_bandwidth": self.best}
+
+
+def select_bandwidth(latent: np.ndarray, kernel: str = "gaussian", grid=None,
+                     folds: int = DEFAULT_CV_FOLDS, random_state: int = 0,
+                     progress: bool = True) -> BandwidthSearch:
+    """``GridSearchCV`` over ``grid`` maximising held-out log-likelihood (with a progress bar)."""
+    grid = np.asarray(default_grid(kernel) if grid is None else grid, dtype=float)
+    bar = tqdm(total=len(grid) * folds, desc="bandwidth CV", unit="fit", disable=not progress,
+               leave=False)
+
+    def mean_log_likelihood(estimator, x, y=None):
+        bar.update(1)
+        return estimator.score(x) / len(x)
+
+    search = GridSearchCV(KernelDensity(kernel=kernel), {"bandwidth": grid}, refit=False,
+                          cv=KFold(folds, shuffle=True, random_state=random_state),
+                          scoring=mean_log_likelihood)
+    with bar, warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        # A too-narrow top-hat scores -inf; that is an answer, not a warning.
+        warnings.filterwarnings("ignore", message=".*non-finite.*")
+        search.fit(latent)
+    means = np.asarray(search.cv_results_["mean_test_score"], dtype=float)
+    if not np.isfinite(means).any():
+        raise UserError(f"no bandwidth in the grid {grid.min():.3g}..{grid.max():.3g} gives the "
+                        f"held-out images a finite likelihood with the {kernel} kernel; "
+                        "pass a larger --bandwidth.")
+    best = float(grid[int(np.nanargmax(np.where(np.isfinite(means), means, -np.inf)))])
+    return BandwidthSearch(grid, means, np.asarray(search.cv_results_["std_test_score"]),
+                           folds, best)
+
+
+def kde_sample(points: np.ndarray, bandwidth: float, kernel: str, n: int, rng) -> np.ndarray:
+    """Draw ``n`` points from the KDE over ``points``, as ``KernelDensity.sample`` does.
+
+    ``rng`` is a NumPy ``Generator`` or ``RandomState``; with a ``RandomState``
+    the draws equal scikit-learn's for the same state.
+    """
+    i = (rng.uniform(0, 1, size=n) * len(points)).astype(np.int64)
+    if kernel == "gaussian":
+        return np.atleast_2d(rng.normal(points[i], bandwidth))
+    dim = points.shape[1]
+    x = rng.normal(size=(n, dim))
+    s_sq = np.einsum("ij,ij->i", x, x)
+    # Map a normal draw to a uniform one in the ball of radius ``bandwidth``.
+    correction = gammainc(0.5 * dim, 0.5 * s_sq) ** (1.0 / dim) * bandwidth / np.sqrt(s_sq)
+    return points[i] + x * correction[:, np.newaxis]
+
+
+def _one_blas_thread():
+    """These decompositions are small; a second BLAS thread only helps on an idle
+    machine and, on a busy one, spin-waiting can make them a hundred times slower."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def as_rng(seed) -> np.random.Generator | np.random.RandomState:
+    """A fresh RNG for one call (or the caller's own): no shared global state."""
+    if isinstance(seed, (np.random.Generator, np.random.RandomState)):
+        return seed
+    return np.random.default_rng(seed)
+
+
+@dataclass
+class DigitGenerator:
+    components: np.ndarray           # (k, 784) PCA axes
+    mean: np.ndarray                 # (784,) mean image, pixels in [0, 1]
+    explained_variance: np.ndarray   # (k,)
+    explained_variance_ratio: np.ndarray  # (k,) of the training data's total variance
+    points: np.ndarray               # (N, k) training images in PCA space
+    labels: np.ndarray               # (N,) their digits
+    bandwidth: float
+    kernel: str = "gaussian"
+    metadata: dict = field(default_factory=dict)
+    _by_digit: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._by_digit = {int(d): self.points[self.labels == d] for d in np.unique(self.labels)}
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def variance_explained(self) -> float:
+        return float(self.explained_variance_ratio.sum())
+
+    @property
+    def digits(self) -> list[int]:
+        return sorted(self._by_digit)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return (to_unit(images) - self.mean) @ self.components.T
+
+    def decode(self, latent: np.ndarray) -> np.ndarray:
+        """PCA points -> uint8 images (N, 28, 28), pixels clipped to the valid range."""
+        pixels = np.clip(latent @ self.components + self.mean, 0.0, 1.0)
+        return np.rint(pixels * 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+
+    def sample_latent(self, n: int, digit: int | None = None, seed=None) -> np.ndarray:
+        if digit is None:
+            points = self.points
+        elif int(digit) in self._by_digit:
+            points = self._by_digit[int(digit)]
+        else:
+            raise UserError(f"digit {digit} is not one the generator was fitted on "
+                            f"({', '.join(map(str, self.digits))}).")
+        return kde_sample(points, self.bandwidth, self.kernel, int(n), as_rng(seed))
+
+    def sample(self, n: int, digit: int | None = None, seed=None) -> np.ndarray:
+        """``n`` new uint8 images (N, 28, 28) of ``digit`` (any digit if None).
+
+        ``seed``: an int (same seed, same images), a NumPy Generator/RandomState,
+        or None for fresh entropy.
+        """
+        return self.decode(self.sample_latent(n, digit, seed))
+
+    def measured_variance_explained(self, images: np.ndarray) -> float:
+        """1 - squared reconstruction error / total squared deviation, on ``images``."""
+        x = to_unit(images)
+        centred = x - self.mean
+        residual = centred - (centred @ self.components.T) @ self.components
+        return float(1.0 - (residual ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
+
+    def stats(self) -> dict:
+        return {
+            "components": self.n_components,
+            "variance_explained": self.variance_explained,
+            "bandwidth": float(self.bandwidth),
+            "kernel": self.kernel,
+            "original_dim": int(self.components.shape[1]),
+            "reduced_dim": self.n_components,
+            "n_train": int(len(self.points)),
+            "per_digit": {str(d): int(len(p)) for d, p in self._by_digit.items()},
+            "data_source": self.metadata.get("data", {}).get("source"),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the parameters to one ``.npz`` (atomically; no pickled objects)."""
+        with atomic_write(path, "wb") as handle:
+            np.savez_compressed(
+                handle, components=self.components, mean=self.mean,
+                explained_variance=self.explained_variance,
+                explained_variance_ratio=self.explained_variance_ratio,
+                points=self.points, labels=self.labels.astype(np.int64),
+                bandwidth=np.float64(self.bandwidth), kernel=np.str_(self.kernel),
+                format=np.str_(FORMAT), version=np.int64(FORMAT_VERSION),
+                metadata=np.str_(json.dumps(self.metadata)))
+        return Path(path)
+
+
+def fit_generator(images: np.ndarray, labels: np.ndarray, *,
+                  n_components: int = DEFAULT_COMPONENTS, bandwidth: float | str = "cv",
+                  kernel: str = "gaussian", grid=None, folds: int = DEFAULT_CV_FOLDS,
+                  random_state: int = 0, progress: bool = True,
+                  metadata: dict | None = None) -> tuple[DigitGenerator, BandwidthSearch | None]:
+    """Fit PCA, then the KDE bandwidth (``"cv"``: grid search; or a given number)."""
+    check_kernel(kernel)
+    x = to_unit(images)
+    if not 1 <= n_components <= min(x.shape):
+        raise UserError(f"--components must be between 1 and {min(x.shape)} for "
+                        f"{len(x)} images, got {n_components}.")
+    with _one_blas_thread():
+        pca = PCA(n_components=n_components, random_state=random_state).fit(x)
+        latent = pca.transform(x)
+    search = None
+    if bandwidth == "cv":
+        search = select_bandwidth(latent, kernel, grid, folds, random_state, progress)
+        bandwidth = search.best
+    elif not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
+        raise UserError(f"--bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
+    model = DigitGenerator(pca.components_, pca.mean_, pca.explained_variance_,
+                           pca.explained_variance_ratio_, latent,
+                           np.asarray(labels, dtype=np.int64), float(bandwidth), kernel,
+                           dict(metadata or {}))
+    return model, search
+
+
+def cumulative_variance(images: np.ndarray, max_components: int = 784) -> np.ndarray:
+    """Cumulative fraction of variance explained by the first 1..k principal components."""
+    x = to_unit(images)
+    # Singular values alone (no singular vectors) are all the spectrum needs.
+    with _one_blas_thread():
+        singular = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    variances = singular ** 2
+    return np.cumsum(variances)[:max_components] / variances.sum()
+
+
+def load_generator(path: str | os.PathLike) -> DigitGenerator:
+    """Read a model written by :meth:`DigitGenerator.save`; UserError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no generator model at {path}; fit one with {FIT_COMMAND}.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            missing = [k for k in _ARRAYS if k not in data.files]
+            arrays = {k: data[k] for k in _ARRAYS if k in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise UserError(f"{path} is not a readable generator model ({_reason(err)}); "
+                        f"refit it with {FIT_COMMAND}.") from None
+    if missing or str(arrays["format"]) != FORMAT:
+        raise UserError(f"{path} is not a digitlab generator model; refit it with {FIT_COMMAND}.")
+    if int(arrays["version"]) != FORMAT_VERSION:
+        raise UserError(f"{path} has generator format version {int(arrays['version'])}, this "
+                        f"digitlab reads version {FORMAT_VERSION}; refit it with {FIT_COMMAND}.")
+    try:
+        model = DigitGenerator(
+            arrays["components"], arrays["mean"], arrays["explained_variance"],
+            arrays["explained_variance_ratio"], arrays["points"], arrays["labels"],
+            float(arrays["bandwidth"]), check_kernel(str(arrays["kernel"])),
+            json.loads(str(arrays["metadata"])))
+        _check_shapes(model)
+    except (ValueError, TypeError, UserError) as err:
+        raise UserError(f"{path} holds an inconsistent generator model ({_reason(err)}); "
+                        f"refit it with {FIT_COMMAND}.") from None
+    return model
+
+
+def _check_shapes(m: DigitGenerator) -> None:
+    k, d = m.components.shape
+    if d != IMAGE_SHAPE[0] * IMAGE_SHAPE[1] or m.mean.shape != (d,):
+        raise ValueError(f"components of shape {m.components.shape}")
+    if m.points.ndim != 2 or m.points.shape[1] != k or m.labels.shape != (len(m.points),):
+        raise ValueError(f"training points of shape {m.points.shape}")
+    if not (m.bandwidth > 0 and np.isfinite(m.points).all() and len(m.points)):
+        raise ValueError("bandwidth or points not usable")
+
+
+def _reason(err: Exception) -> str:
+    return str(err).strip().rstrip(".") or type(err).__name__
+
+
+# Quality measures --------------------------------------------------------------------------
+
+def sample_per_digit(model: DigitGenerator, n_per_digit: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n_per_digit`` class-conditional samples of every digit, and the digits requested."""
+    rng = np.random.default_rng(seed)
+    images = np.concatenate([model.sample(n_per_digit, d, rng) for d in model.digits])
+    return images, np.repeat(model.digits, n_per_digit).astype(np.int64)
+
+
+def recognisability(classifier, images: np.ndarray, requested: np.ndarray) -> dict:
+    """How often a trained digit classifier (a torch CNN) agrees with the requested digit."""
+    from digitlab.data.transforms import to_tensor
+    from digitlab.training import predict_proba
+
+    proba = predict_proba(classifier, to_tensor(images)).numpy()
+    predicted = proba.argmax(1)
+    requested = np.asarray(requested)
+    agree = predicted == requested
+    return {
+        "agreement": float(agree.mean()),
+        "mean_confidence": float(proba.max(1).mean()),
+        "mean_prob_requested": float(proba[np.arange(len(requested)), requested].mean()),
+        "per_digit_agreement": {str(d): float(agree[requested == d].mean())
+                                for d in np.unique(requested)},
+        "n": int(len(requested)),
+    }
+
+
+def nearest_distances(queries: np.ndarray, reference: np.ndarray,
+                      batch_size: int = 512) -> np.ndarray:
+    """Euclidean distance (pixels in [0, 1]) from each query image to its nearest reference."""
+    q, r = to_unit(queries), to_unit(reference)
+    r_sq = np.einsum("ij,ij->i", r, r)
+    out = np.empty(len(q))
+    for start in range(0, len(q), batch_size):
+        block = q[start:start + batch_size]
+        d_sq = np.einsum("ij,ij->i", block, block)[:, None] + r_sq[None, :] - 2 * block @ r.T
+        out[start:start + batch_size] = np.sqrt(np.clip(d_sq.min(1), 0, None))
+    return out
+
+
+def novelty(samples: np.ndarray, train_images: np.ndarray, test_images: np.ndarray) -> dict:
+    """Nearest-training-image distances of samples next to those of real unseen test images.
+
+    A KDE that only copies its training set puts its samples much closer to
+    training images than real new digits are; ``near_copy_fraction`` counts
+    samples closer than the closest 5% of test images.
+    """
+    sample_d = nearest_distances(samples, train_images)
+    test_d = nearest_distances(test_images, train_images)
+    threshold = float(np.percentile(test_d, 5))
+    return {
+        "sample_to_train_median": float(np.median(sample_d)),
+        "sample_to_train_mean": float(sample_d.mean()),
+        "test_to_train_median": float(np.median(test_d)),
+        "test_to_train_mean": float(test_d.mean()),
+        "median_ratio": float(np.median(sample_d) / np.median(test_d)),
+        "near_copy_threshold": threshold,
+        "near_copy_fraction": float((sample_d < threshold).mean()),
+        "sample_distances": sample_d,
+        "test_distances": test_d,
+    }

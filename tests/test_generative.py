@@ -1,0 +1,168 @@
+"""The PCA + KDE generator: fit, sampling (checked against scikit-learn), save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.model_selection import KFold
+from sklearn.neighbors import KernelDensity, NearestNeighbors
+
+from digitlab import generative as gen
+from digitlab.data.mnist import load_mnist
+from digitlab.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits = load_mnist("embedded")
+    return splits.train_images[:400], splits.train_labels[:400], splits.test_images[:100]
+
+
+@pytest.fixture(scope="module")
+def model(digits):
+    images, labels, _ = digits
+    fitted, search = gen.fit_generator(images, labels, n_components=12, bandwidth=0.5,
+                                       progress=False)
+    assert search is None
+    return fitted
+
+
+def test_variance_explained_is_measured_and_matches_pca(digits, model):
+    images, _, test = digits
+    reference = PCA(n_components=12, random_state=0).fit(gen.to_unit(images))
+    assert model.variance_explained == pytest.approx(reference.explained_variance_ratio_.sum())
+    assert model.measured_variance_explained(images) == pytest.approx(model.variance_explained,
+                                                                      rel=1e-6)
+    assert gen.cumulative_variance(images)[11] == pytest.approx(model.variance_explained, rel=1e-6)
+    assert 0 < model.measured_variance_explained(test) < 1
+
+
+@pytest.mark.parametrize("kernel", gen.KERNELS)
+def test_sampler_draws_exactly_what_sklearn_draws(kernel):
+    points = np.random.default_rng(0).normal(size=(50, 4))
+    reference = KernelDensity(bandwidth=0.3, kernel=kernel).fit(points)
+    ours = gen.kde_sample(points, 0.3, kernel, 200, np.random.RandomState(7))
+    np.testing.assert_array_equal(ours, reference.sample(200, random_state=7))
+
+
+def test_sample_statistics_match_sklearn_with_a_numpy_generator():
+    points = np.random.default_rng(1).normal(size=(30, 3)) * [1.0, 2.0, 0.5]
+    ours = gen.kde_sample(points, 0.4, "gaussian", 40_000, np.random.default_rng(2))
+    theirs = KernelDensity(bandwidth=0.4).fit(points).sample(40_000, random_state=3)
+    np.testing.assert_allclose(ours.mean(0), theirs.mean(0), atol=0.05)
+    np.testing.assert_allclose(np.cov(ours.T), np.cov(theirs.T), atol=0.08)
+    # A Gaussian KDE's variance is the data's (uniform weights) plus bandwidth squared.
+    np.testing.assert_allclose(ours.var(0), points.var(0) + 0.16, rtol=0.05)
+
+
+def test_tophat_samples_stay_within_one_bandwidth_of_a_training_point():
+    points = np.random.default_rng(0).normal(size=(20, 5)) * 10
+    draws = gen.kde_sample(points, 0.7, "tophat", 500, np.random.default_rng(1))
+    nearest = NearestNeighbors(n_neighbors=1).fit(points).kneighbors(draws)[0]
+    assert nearest.max() <= 0.7 + 1e-9
+
+
+def test_samples_are_seeded_images(model):
+    images = model.sample(7, seed=3)
+    assert images.shape == (7, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, model.sample(7, seed=3))
+    assert not np.array_equal(images, model.sample(7, seed=4))
+    assert not np.array_equal(model.sample(7), model.sample(7))
+
+
+def test_class_conditional_samples_come_from_that_digit(model):
+    narrow = gen.DigitGenerator(model.components, model.mean, model.explained_variance,
+                                model.explained_variance_ratio, model.points, model.labels,
+                                bandwidth=1e-3)
+    nn = NearestNeighbors(n_neighbors=1).fit(model.points)
+    for digit in range(10):
+        latent = narrow.sample_latent(20, digit, seed=digit)
+        nearest = nn.kneighbors(latent, return_distance=False)[:, 0]
+        assert (model.labels[nearest] == digit).all()
+    with pytest.raises(UserError, match="digit 11"):
+        model.sample(1, digit=11)
+
+
+def test_bandwidth_search_picks_the_best_held_out_likelihood(model):
+    latent, grid = model.points[:200], np.array([0.3, 1.0, 3.0])
+    search = gen.select_bandwidth(latent, grid=grid, folds=2, random_state=0, progress=False)
+    manual = []
+    for bandwidth in grid:
+        folds = KFold(2, shuffle=True, random_state=0).split(latent)
+        manual.append(np.mean([KernelDensity(bandwidth=bandwidth).fit(latent[tr])
+                               .score(latent[te]) / len(te) for tr, te in folds]))
+    np.testing.assert_allclose(search.mean_scores, manual)
+    assert search.best == grid[int(np.argmax(manual))]
+
+
+def test_save_and_load_give_identical_samples(model, tmp_path):
+    model.metadata["data"] = {"source": "embedded"}
+    path = model.save(tmp_path / "generator.npz")
+    loaded = gen.load_generator(path)
+    np.testing.assert_array_equal(loaded.sample(9, digit=4, seed=5), model.sample(9, 4, seed=5))
+    assert loaded.stats() == model.stats()
+    assert loaded.metadata == model.metadata
+
+
+def test_loading_missing_corrupted_or_foreign_files_fails_clearly(model, tmp_path):
+    with pytest.raises(UserError, match="no generator model at .*make generator"):
+        gen.load_generator(tmp_path / "absent.npz")
+    good = model.save(tmp_path / "good.npz").read_bytes()
+    cases = {
+        "truncated.npz": good[: len(good) // 2],
+        "garbage.npz": b"not a model at all",
+        "text.npz": json.dumps({"format": gen.FORMAT}).encode(),
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(UserError, match=f"{name} is not a"):
+            gen.load_generator(tmp_path / name)
+    np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
+    with pytest.raises(UserError, match="not a digitlab generator model"):
+        gen.load_generator(tmp_path / "foreign.npz")
+    # An object array would need unpickling: refused, never executed.
+    np.savez(tmp_path / "pickled.npz", **{k: np.array([None], dtype=object) for k in gen._ARRAYS})
+    with pytest.raises(UserError, match="pickled.npz is not a readable generator model"):
+        gen.load_generator(tmp_path / "pickled.npz")
+
+
+def test_kernels_that_cannot_be_sampled_are_refused(digits):
+    images, labels, _ = digits
+    with pytest.raises(UserError, match="'epanechnikov' cannot be sampled from"):
+        gen.fit_generator(images, labels, kernel="epanechnikov", bandwidth=1.0)
+    with pytest.raises(UserError, match="--bandwidth"):
+        gen.fit_generator(images, labels, n_components=5, bandwidth=-1.0)
+
+
+def test_novelty_distances_match_sklearn_nearest_neighbours(digits, model):
+    images, _, test = digits
+    samples = model.sample(30, seed=0)
+    reference = NearestNeighbors(n_neighbors=1).fit(gen.to_unit(images))
+    expected = reference.kneighbors(gen.to_unit(samples))[0][:, 0]
+    np.testing.assert_allclose(gen.nearest_distances(samples, images), expected, atol=1e-6)
+    report = gen.novelty(samples, images, test)
+    assert report["test_to_train_median"] == pytest.approx(
+        np.median(reference.kneighbors(gen.to_unit(test))[0]), abs=1e-6)
+    copies = gen.novelty(images[:30], images, test)
+    assert copies["near_copy_fraction"] == 1.0 and copies["sample_to_train_median"] < 1e-6
+
+
+def test_recognisability_counts_agreement_and_confidence():
+    class Constant(torch.nn.Module):  # always says "3" with probability e^2 / (e^2 + 9)
+        def forward(self, x):
+            logits = torch.zeros(len(x), 10)
+            logits[:, 3] = 2.0
+            return logits
+
+    images = np.zeros((4, 28, 28), np.uint8)
+    result = gen.recognisability(Constant(), images, np.array([3, 3, 5, 7]))
+    top = np.exp(2) / (np.exp(2) + 9)
+    assert result["agreement"] == 0.5
+    assert result["mean_confidence"] == pytest.approx(top, rel=1e-6)
+    assert result["mean_prob_requested"] == pytest.approx((2 * top + 2 * (1 - top) / 9) / 4,
+                                                          rel=1e-6)
+    assert result["per_digit_agreement"] == {"3": 1.0, "5": 0.0, "7": 0.0}
