@@ -1,0 +1,80 @@
+"""The Mini MNIST track end to end: every script's main() in order, then the notebook."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from test_minimnist_bad_input import load_script
+
+from digitlab.data import minimnist
+from digitlab.notebooks import execute_notebook
+
+FIGURES = ("samples.png", "class_means.png", "intensity_histogram.png", "pca_scatter.png",
+           "kmeans_centroids.png", "contingency.png")
+
+
+def metrics_of(path):
+    return json.loads(path.read_text())["metrics"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Run the scripts in the order of `make minimnist` on 200 images, once per module,
+    in a temporary project root (as the `project_root` fixture does)."""
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITLAB_ROOT", str(root))
+        load_script("generate_data").main(["--n-per-class", "20", "--seed", "1"])
+        load_script("preprocess").main([])
+        load_script("clustering").main(["--n-init", "3"])
+        load_script("evaluate").main([])
+        load_script("split_data").main(["--seed", "1"])
+        yield root
+
+
+def test_scripts_write_their_figures_metrics_and_files(pipeline):
+    results = pipeline / "results" / "mini_mnist"
+    for name in FIGURES:
+        assert (results / name).stat().st_size > 1000, name
+    images, labels = minimnist.read_csv(pipeline / "data" / "mini_mnist.csv")
+    assert images.shape == (200, 9, 8)
+    assert metrics_of(results / "preprocess_metrics.json")["scaling"] == minimnist.SCALING
+
+    clusters = np.loadtxt(results / "kmeans_assignments.csv", delimiter=",", skiprows=1,
+                          dtype=int)[:, 1]
+    assert len(np.unique(clusters)) == 10
+    scores = metrics_of(results / "evaluate_metrics.json")
+    assert scores["ari"] == pytest.approx(adjusted_rand_score(labels, clusters))
+    assert scores["nmi_averaging"] == "arithmetic"
+    assert 0 < scores["ari"] < 1 and 0.1 < scores["cluster_accuracy"] <= 1
+    assert sorted(scores["cluster_to_label"].values()) == list(range(10))
+    assert len((results / "cluster_to_label.csv").read_text().splitlines()) == 11
+
+
+def test_split_is_stratified_80_20_and_covers_every_row_once(pipeline):
+    split = minimnist.read_split(pipeline / "data")
+    assert len(split["y_train"]) == 160 and len(split["y_test"]) == 40
+    assert np.array_equal(np.bincount(split["y_test"]), [4] * 10)
+    images, _ = minimnist.read_csv(pipeline / "data" / "mini_mnist.csv")
+    rows = np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1)
+    assert np.array_equal(np.unique(rows, axis=0), np.unique(images.reshape(200, -1), axis=0))
+
+
+def test_notebook_runs_quickly_and_writes_the_ladder(pipeline):
+    executed = execute_notebook("train_mini_mnist", {"quick": True},
+                                output_dir=pipeline / "results" / "notebooks", progress=False)
+    assert executed.exists()
+    results = pipeline / "results" / "mini_mnist"
+    ladder = metrics_of(results / "ladder.json")
+    keys = ("chance", "kmeans", "logistic", "mlp", "cnn")
+    assert all(0 <= ladder[f"{k}_accuracy"] <= 1 for k in keys)
+    assert ladder["chance_accuracy"] == pytest.approx(0.1)
+    assert ladder["mlp"]["n"] == 40 and ladder["mlp"]["accuracy"] == ladder["mlp_accuracy"]
+    for name in ("ladder.png", "mlp_learning_curves.png", "mlp_confusion_matrix.png",
+                 "mlp_test_examples.png"):
+        assert (results / name).exists(), name
+    outputs = json.loads(executed.read_text())["cells"][-1]["outputs"]
+    assert "MLP reaches" in "".join("".join(o.get("text", "")) for o in outputs)
