@@ -34,7 +34,10 @@ minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, 
 	$(PY) scripts/clustering.py --seed $(SEED)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/split_data.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py train_mini_mnist
+	$(PY) scripts/run_notebook.py train_mini_mnist -p seed $(SEED)
+
+minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and random data (~1-2 min)
+	$(PY) benchmarks/minimnist_ladder.py
 
 mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 	@echo "mnist track: not built yet"
