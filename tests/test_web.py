@@ -1,0 +1,156 @@
+"""The generator web app through Flask's test client: every route and every error."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab import generative as gen
+from digitlab.data.mnist import load_mnist
+from digitlab.web import MAX_BODY_BYTES, create_app
+from digitlab.web.png import encode_png
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    splits = load_mnist("embedded")
+    model, _ = gen.fit_generator(splits.train_images[:300], splits.train_labels[:300],
+                                 n_components=10, bandwidth=0.4, progress=False,
+                                 metadata={"data": splits.summary()})
+    folder = tmp_path_factory.mktemp("generator")
+    model.save(gen.model_path(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    return create_app(model_dir).test_client()
+
+
+def decode(uri: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))))
+
+
+def test_png_writer_round_trips_through_pillow():
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(encode_png(image)))
+    assert decoded.mode == "L"
+    np.testing.assert_array_equal(np.asarray(decoded), image)
+
+
+def test_page_shows_stats_and_the_form(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for marker in ('id="count"', 'id="digit"', 'id="generate"', 'id="gallery"', "app.js",
+                   "10 of 784 pixels"):
+        assert marker in html
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_stats_and_health(client, model_dir):
+    stats = client.get("/stats").get_json()
+    model = gen.load_generator(gen.model_path(model_dir))
+    assert stats["success"] is True
+    assert stats["components"] == stats["reduced_dim"] == 10 and stats["original_dim"] == 784
+    assert stats["variance_explained"] == pytest.approx(model.variance_explained)
+    assert stats["bandwidth"] == pytest.approx(0.4)
+    assert client.get("/healthz").get_json() == {"status": "ok", "model_loaded": True}
+
+
+def test_generate_returns_that_many_png_digits(client, model_dir):
+    reply = client.post("/generate", json={"n_samples": 4, "digit": 7, "seed": 1})
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert body["success"] is True and body["count"] == 4 and len(body["images"]) == 4
+    images = np.stack([decode(uri) for uri in body["images"]])
+    model = gen.load_generator(gen.model_path(model_dir))
+    np.testing.assert_array_equal(images, model.sample(4, digit=7, seed=1))
+    for n in (1, 16):
+        assert client.post("/generate", json={"n_samples": n}).get_json()["count"] == n
+
+
+def test_seeded_requests_are_reproducible_and_unseeded_ones_differ(client):
+    first = client.post("/generate", json={"n_samples": 3, "seed": 42}).get_json()["images"]
+    again = client.post("/generate", json={"n_samples": 3, "seed": 42}).get_json()["images"]
+    other = client.post("/generate", json={"n_samples": 3, "seed": 43}).get_json()["images"]
+    fresh = [client.post("/generate", json={"n_samples": 3}).get_json()["images"]
+             for _ in range(2)]
+    assert first == again and first != other and fresh[0] != fresh[1]
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({}, "'n_samples' is required"),
+    ({"n_samples": None}, "'n_samples' is required"),
+    ({"n_samples": "4"}, "must be an integer"),
+    ({"n_samples": 4.0}, "must be an integer"),
+    ({"n_samples": 2.5}, "must be an integer"),
+    ({"n_samples": True}, "must be an integer"),
+    ({"n_samples": 0}, "from 1 to 16"),
+    ({"n_samples": 17}, "from 1 to 16"),
+    ({"n_samples": -3}, "from 1 to 16"),
+    ({"n_samples": 4, "digit": 10}, "'digit' must be from 0 to 9"),
+    ({"n_samples": 4, "digit": -1}, "'digit' must be from 0 to 9"),
+    ({"n_samples": 4, "digit": "7"}, "'digit' must be an integer"),
+    ({"n_samples": 4, "digit": False}, "'digit' must be an integer"),
+    ({"n_samples": 4, "seed": -1}, "'seed' must be from 0"),
+    ({"n_samples": 4, "seed": "abc"}, "'seed' must be an integer"),
+    ({"n_samples": 4, "digits": 7}, "unknown field(s) digits"),
+    ([4], "must be a JSON object"),
+    ("4", "must be a JSON object"),
+])
+def test_bad_generate_requests_get_400_and_a_reason(client, payload, message):
+    reply = client.post("/generate", json=payload)
+    assert reply.status_code == 400
+    body = reply.get_json()
+    assert body["success"] is False and message in body["error"]
+
+
+@pytest.mark.parametrize("data, content_type", [
+    ("n_samples=4", "application/x-www-form-urlencoded"),
+    ('{"n_samples": 4}', "text/plain"),
+    ('{"n_samples": 4', "application/json"),
+    ("", "application/json"),
+])
+def test_bodies_that_are_not_json_get_400(client, data, content_type):
+    reply = client.post("/generate", data=data, content_type=content_type)
+    assert reply.status_code == 400
+    assert reply.get_json()["success"] is False and "must be JSON" in reply.get_json()["error"]
+
+
+def test_oversized_bodies_get_400(client):
+    padding = " " * MAX_BODY_BYTES
+    reply = client.post("/generate", data='{"n_samples": 4}' + padding,
+                        content_type="application/json")
+    assert reply.status_code == 400
+    assert "larger than" in reply.get_json()["error"]
+
+
+def test_wrong_methods_and_routes(client):
+    assert client.get("/generate").status_code == 405
+    assert client.get("/no-such-page").status_code == 404
+
+
+def test_without_a_fitted_model_every_route_answers_503_naming_the_command(tmp_path):
+    client = create_app(tmp_path / "empty").test_client()
+    page = client.get("/")
+    assert page.status_code == 503 and "make generator" in page.get_data(as_text=True)
+    for reply in (client.get("/stats"), client.post("/generate", json={"n_samples": 1}),
+                  client.get("/healthz")):
+        assert reply.status_code == 503
+        body = reply.get_json()
+        assert body.get("success", False) is False
+        assert "make generator" in (body.get("error") or "")
+
+
+def test_a_corrupted_model_file_is_reported_not_raised(tmp_path):
+    gen.model_path(tmp_path).write_bytes(b"garbage")
+    reply = create_app(tmp_path).test_client().post("/generate", json={"n_samples": 1})
+    assert reply.status_code == 503 and "is not a readable generator model" in \
+        reply.get_json()["error"]
