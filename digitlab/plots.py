@@ -245,3 +245,23 @@ def feature_maps_grid(image: np.ndarray, maps: Mapping[str, np.ndarray], max_cha
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def overlaid_histograms(series: Mapping[str, np.ndarray], title: str, xlabel: str,
+                        bins: int = 40, marks: Mapping[str, float] | None = None) -> Figure:
+    """Normalised histograms of several samples on shared bins, to compare distributions."""
+    flat = {name: np.ravel(v) for name, v in series.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(flat.values())), bins=bins)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for i, (name, v) in enumerate(flat.items()):
+        ax.hist(v, bins=edges, density=True, alpha=0.5, color=f"C{i}",
+                label=f"{name} (n={len(v)})")
+    for j, (name, value) in enumerate((marks or {}).items()):
+        ax.axvline(value, ls="--", color=f"C{j + len(flat)}", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
