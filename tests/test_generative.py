@@ -166,3 +166,16 @@ def test_recognisability_counts_agreement_and_confidence():
     assert result["mean_prob_requested"] == pytest.approx((2 * top + 2 * (1 - top) / 9) / 4,
                                                           rel=1e-6)
     assert result["per_digit_agreement"] == {"3": 1.0, "5": 0.0, "7": 0.0}
+
+
+def test_notebook_runs_in_quick_mode_and_writes_its_quality_numbers(project_root):
+    from digitlab.notebooks import execute_notebook
+
+    executed = execute_notebook("train_kde_model", {"quick": True},
+                                output_dir=project_root / "executed", progress=False)
+    assert executed.exists()
+    quality = json.loads(
+        (project_root / "results/generator/notebook_quick/quality.json").read_text())["metrics"]
+    assert 0 <= quality["recognisability"]["agreement"] <= 1
+    assert quality["novelty"]["test_to_train_median"] > 0
+    assert "trained here" in quality["classifier"]
