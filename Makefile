@@ -45,11 +45,12 @@ mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	@echo "noisy track: not built yet"
 
-generator: setup ## PCA + KDE generator: fit and save the models
-	@echo "generator track: not built yet"
+generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
+	$(PY) scripts/fit_generator.py --seed $(SEED)
+	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED)
 
 app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000
-	@echo "web app: not built yet"
+	$(PY) scripts/serve.py
 
 test: setup ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
