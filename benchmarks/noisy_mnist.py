@@ -1,0 +1,113 @@
+"""Noisy MNIST benchmark: the best CNN vs a dense network on AWGN digits.
+
+Usage:
+    python benchmarks/noisy_mnist.py                 # embedded 5,000 digits, awgn, seed 0
+    python benchmarks/noisy_mnist.py --noise motion-blur --source auto
+
+What it does, on the train / validation / test split of the MNIST source
+(``--source embedded`` by default: 3,500 / 500 / 1,000 real digits):
+
+1. trains the project's best CNN on the ``--noise`` corrupted training digits
+   with ``scripts/train_cnn.py --noise`` and saves its checkpoint;
+2. scores that checkpoint with ``scripts/evaluate_model.py --noise`` on the
+   corrupted held-out test digits (never seen in training or model selection);
+3. trains the notebook's DNN and improved DNN (``digitlab.noisy.MODELS``) on
+   the same corrupted digits and scores them on the same test set.
+
+Result: the numbers printed, and ``results/noisy_mnist/benchmark.json`` with
+``cnn.test_accuracy``, ``dnn.test_accuracy``, ``dnn_improved.test_accuracy``,
+training seconds, the target (97.5 % for the CNN) and whether it is met. The
+checkpoint goes to ``models/mnist_cnn_<noise>.pt``. A few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from digitlab import noisy, paths
+from digitlab.cnn_training import add_noise
+from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.data.noise import NOISE_TYPES
+from digitlab.errors import cli
+from digitlab.repro import save_metrics, set_seed
+from digitlab.training import set_threads
+
+sys.path.insert(0, str(paths.PROJECT_ROOT / "scripts"))
+import evaluate_model  # noqa: E402  (the scripts are the documented entry points)
+import train_cnn  # noqa: E402
+
+TARGET = 0.975
+
+
+def run_cnn(args, workdir: Path) -> dict:
+    """Train with train_cnn.py, score the saved checkpoint with evaluate_model.py."""
+    checkpoint = paths.models_dir() / f"mnist_cnn_{args.noise}.pt"
+    common = ["--source", args.source, "--noise", args.noise, "--seed", str(args.seed)]
+    train_cnn.main([*common, "--output-dir", str(checkpoint.parent),
+                    "--name", checkpoint.stem, "--results-dir", str(workdir / "train_cnn"),
+                    "--no-progress"])
+    evaluate_model.main([*common, "--checkpoint", str(checkpoint),
+                         "--output-dir", str(workdir / "evaluate_model")])
+    trained = json.loads((workdir / "train_cnn" / "metrics.json").read_text())
+    scored = json.loads((workdir / "evaluate_model" / "metrics.json").read_text())
+    return {"arch": trained["run"]["config"]["arch"],
+            "test_accuracy": scored["metrics"]["accuracy"],
+            "val_accuracy": trained["metrics"]["val_accuracy"],
+            "train_seconds": trained["metrics"]["train_seconds"],
+            "n_parameters": trained["metrics"]["n_parameters"],
+            "checkpoint": checkpoint}
+
+
+def run_dense(key: str, splits, seed: int) -> dict:
+    config = noisy.MODELS[key]
+    trained = noisy.train(config, splits.train_images, splits.train_labels, splits.val_images,
+                          splits.val_labels, seed=seed, progress=False, desc=key)
+    report = noisy.score(trained, splits.test_images, splits.test_labels)
+    best = trained.history.best_epoch
+    return {"model": noisy.describe(config), "test_accuracy": report["accuracy"],
+            "val_accuracy": trained.history.val_acc[best - 1],
+            "train_seconds": trained.history.train_seconds}
+
+
+@cli
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--source", choices=SOURCES, default="embedded", help="MNIST source")
+    parser.add_argument("--noise", choices=NOISE_TYPES, default="awgn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="benchmark JSON (default: results/noisy_mnist/benchmark.json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    output = args.output or paths.noisy_results() / "benchmark.json"
+    workdir = output.parent / "benchmark"
+
+    cnn = run_cnn(args, workdir)
+    threads = set_threads()
+    set_seed(args.seed)
+    splits = add_noise(load_mnist(args.source, seed=args.seed), args.noise, args.seed)
+    results = {"cnn": cnn, **{key: run_dense(key, splits, args.seed)
+                              for key in ("dnn", "dnn_improved")}}
+    results["target_cnn_accuracy"] = TARGET
+    results["cnn_meets_target"] = bool(cnn["test_accuracy"] >= TARGET)
+    data = {**splits.summary(), "noise": args.noise}
+    save_metrics(output, results, seed=args.seed, config={**vars(args), "threads": threads},
+                 data=data)
+
+    n_test = data["n_test"]
+    print(f"\nNoisy MNIST benchmark: {args.noise}, {splits.description}")
+    print(f"{'model':>14} {'test accuracy':>13} {'train s':>8}   ({n_test} test digits)")
+    for key in ("cnn", "dnn", "dnn_improved"):
+        row = results[key]
+        print(f"{key:>14} {row['test_accuracy']:13.4f} {row['train_seconds']:8.1f}")
+    verdict = "meets" if results["cnn_meets_target"] else "misses"
+    print(f"best CNN {verdict} the {TARGET:.1%} target; results: {output}")
+
+
+if __name__ == "__main__":
+    main()
