@@ -43,7 +43,11 @@ mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 	@echo "mnist track: not built yet"
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
-	@echo "noisy track: not built yet"
+	$(PY) scripts/make_noisy_mnist.py --seed $(SEED)
+	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED)
+
+noisy-bench: setup ## Noisy MNIST target: best CNN vs DNN on AWGN digits (a few minutes)
+	$(PY) benchmarks/noisy_mnist.py --seed $(SEED)
 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
 	$(PY) scripts/fit_generator.py --seed $(SEED)

@@ -186,8 +186,11 @@ def robustness_matrix(config: ModelConfig, sets: dict[str, NoisySet], *, seed: i
     return {"train_sets": names, "test_sets": names, "accuracy": matrix.tolist()}
 
 
-def subsample(noisy: NoisySet, n_train: int, n_eval: int, seed: int = 0) -> NoisySet:
-    """A small random copy of ``noisy`` (seeded; the same rows for every set of one source)."""
+def subsample(noisy: NoisySet, n_train: int, n_eval: int | None = None,
+              seed: int = 0) -> NoisySet:
+    """A random copy of ``noisy`` with at most ``n_train`` training and ``n_eval``
+    validation and test digits (``None``: all). Seeded, so every set of one
+    source keeps the same rows."""
     rng = np.random.default_rng(seed)
 
     def take(images, labels, n):
