@@ -94,12 +94,15 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     desc: str = "train",
+    autocast: torch.dtype | None = None,
 ) -> History:
     """Train ``model`` and return its :class:`History`; the best weights are restored.
 
     ``patience``: stop after this many epochs without a lower validation loss.
     ``step_scheduler_per_batch``: for schedules such as OneCycle defined in steps.
     ``augment``: a function of (batch, generator) applied to training batches only.
+    ``autocast``: e.g. ``torch.bfloat16`` to run the training forward passes under CPU
+    autocast (faster on CPUs with bf16 instructions); evaluation stays in float32.
     """
     batches = TensorBatches(*train, batch_size=batch_size, shuffle=True, seed=seed)
     aug_gen = torch.Generator().manual_seed(seed + 1)
@@ -108,7 +111,8 @@ def fit(
     for epoch in bar:
         start = time.perf_counter()
         loss_sum, correct, seen = _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen,
-                                               scheduler if step_scheduler_per_batch else None)
+                                               scheduler if step_scheduler_per_batch else None,
+                                               autocast)
         if scheduler is not None and not step_scheduler_per_batch:
             scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - start)
@@ -139,15 +143,17 @@ def fit(
     return history
 
 
-def _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen, batch_scheduler):
+def _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen, batch_scheduler,
+                 autocast=None):
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for xb, yb in batches:
         if augment is not None:
             xb = augment(xb, aug_gen)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(xb)
-        loss = loss_fn(logits, yb)
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            logits = model(xb)
+        loss = loss_fn(logits.float(), yb)
         loss.backward()
         optimizer.step()
         if batch_scheduler is not None:

@@ -25,6 +25,7 @@ from digitlab import paths
 from digitlab.checkpoint import save_checkpoint
 from digitlab.cnn_training import (
     BEST,
+    DEFAULT_LR,
     OPTIMIZERS,
     SCHEDULES,
     add_noise,
@@ -43,17 +44,26 @@ from digitlab.training import set_threads
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=BEST.arch)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=BEST.optimizer)
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=BEST.arch, help="network")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=BEST.optimizer,
+                        help="optimizer")
     parser.add_argument("--lr", type=float, default=None,
-                        help="(peak) learning rate; default depends on the optimizer")
-    parser.add_argument("--weight-decay", type=float, default=BEST.weight_decay)
-    parser.add_argument("--schedule", choices=SCHEDULES, default=BEST.schedule)
-    parser.add_argument("--epochs", type=int, default=BEST.epochs)
-    parser.add_argument("--batch-size", type=int, default=BEST.batch_size)
+                        help=f"(peak) learning rate; default {BEST.lr} for the best CNN with "
+                             f"{BEST.optimizer}, else per optimizer: {DEFAULT_LR}")
+    parser.add_argument("--weight-decay", type=float, default=BEST.weight_decay,
+                        help="weight decay")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=BEST.schedule,
+                        help="onecycle: per batch; step: x gamma 0.7 per epoch")
+    parser.add_argument("--epochs", type=int, default=BEST.epochs, help="epochs")
+    parser.add_argument("--batch-size", type=int, default=BEST.batch_size, help="batch size")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=BEST.augment,
                         help="random affine augmentation of training batches")
-    parser.add_argument("--label-smoothing", type=float, default=BEST.label_smoothing)
+    parser.add_argument("--label-smoothing", type=float, default=BEST.label_smoothing,
+                        help="cross-entropy label smoothing")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=BEST.bf16,
+                        help="bfloat16 autocast for the training forward passes")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        default=BEST.channels_last, help="channels-last memory layout")
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout rate for architectures that take one (default: theirs)")
     parser.add_argument("--batchnorm", action="store_true", help="batch-norm for cnn2/cnn3")
@@ -63,7 +73,7 @@ def parse_args(argv):
                              "(default: data/raw/mnist)")
     parser.add_argument("--noise", default=None, help="train and test on noisy MNIST of this type "
                                                       "(awgn, motion-blur, contrast-awgn)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and batches")
     parser.add_argument("--threads", type=int, default=None, help="default: one per core")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="checkpoint folder (default: models/)")
@@ -86,10 +96,14 @@ def config_from_args(args):
         model_kwargs["batchnorm"] = True
     if args.arch == BEST.arch:  # the best CNN's own settings, unless overridden
         model_kwargs = {**BEST.model_kwargs, **model_kwargs}
+    lr = args.lr
+    if lr is None and (args.arch, args.optimizer) == (BEST.arch, BEST.optimizer):
+        lr = BEST.lr
     return BEST.replace(arch=args.arch, model_kwargs=model_kwargs, optimizer=args.optimizer,
-                        lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+                        lr=lr, weight_decay=args.weight_decay, schedule=args.schedule,
                         epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
-                        label_smoothing=args.label_smoothing)
+                        label_smoothing=args.label_smoothing, bf16=args.bf16,
+                        channels_last=args.channels_last)
 
 
 @cli

@@ -67,7 +67,7 @@ def reference() -> nn.Sequential:
     )
 
 
-def best(width: int = 32, dropout: float = 0.1) -> nn.Sequential:
+def best(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
     """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
 
     ``width`` channels in the first stage, doubled in each of the next two.
