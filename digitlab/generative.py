@@ -96,8 +96,12 @@ class BandwidthSearch:
     best: float
 
     def as_dict(self) -> dict:
-        return {"grid": self.grid, "mean_log_likelihood": self.mean_scores,
-                "std_log_likelihood": self.std_scores, "folds": self.folds,
+        """JSON-ready; a bandwidth whose held-out likelihood is zero scores None (-inf)."""
+        def finite(values):
+            return [float(v) if np.isfinite(v) else None for v in values]
+
+        return {"grid": self.grid, "mean_log_likelihood": finite(self.mean_scores),
+                "std_log_likelihood": finite(self.std_scores), "folds": self.folds,
                 "best_bandwidth": self.best}
 
 

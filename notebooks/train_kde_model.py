@@ -53,7 +53,7 @@ from digitlab.checkpoint import load_checkpoint
 from digitlab.data.mnist import load_mnist
 from digitlab.data.transforms import to_tensor
 from digitlab.models.cnn import build_cnn
-from digitlab.plots import bar_chart, image_grid, line_plot, overlaid_histograms
+from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.training import evaluate, fit
 
@@ -123,13 +123,14 @@ print(f"bandwidth {model.bandwidth:.3g} ({'cross-validated' if search else 'give
 # Top: samples from the pooled KDE (any digit). Bottom: real test digits.
 
 # %%
-fig = image_grid(np.concatenate([model.sample(20, seed=seed), test_x[:20]]), ncols=10,
-                 suptitle="generated (top two rows) and real (bottom two rows)")
+fig = image_mosaic(np.concatenate([model.sample(20, seed=seed), test_x[:20]]), ncols=10,
+                   title="generated and real digits",
+                   row_labels=["generated"] * 2 + ["real"] * 2)
 save_figure(fig, out / "generated_vs_real.png")
 samples, requested = generative.sample_per_digit(model, n_per_digit, seed=seed)
 shown = samples.reshape(10, n_per_digit, 28, 28)[:, :10].reshape(-1, 28, 28)
-save_figure(image_grid(shown, ncols=10, suptitle="per-digit samples: one row per digit, 0 to 9"),
-            out / "per_digit.png")
+save_figure(image_mosaic(shown, ncols=10, title="samples of each requested digit",
+                         row_labels=[str(d) for d in model.digits]), out / "per_digit.png")
 
 # %% [markdown]
 # ## Recognisability
@@ -176,9 +177,9 @@ fig = overlaid_histograms({"generated samples": nov["sample_distances"],
 save_figure(fig, out / "novelty.png")
 index = NearestNeighbors(n_neighbors=1).fit(generative.to_unit(train_x))
 nearest = index.kneighbors(generative.to_unit(samples[::n_per_digit]), return_distance=False)[:, 0]
-save_figure(image_grid(np.concatenate([samples[::n_per_digit], train_x[nearest]]), ncols=10,
-                       suptitle="samples (top) and their nearest training images (bottom)"),
-            out / "nearest_training.png")
+save_figure(image_mosaic(np.concatenate([samples[::n_per_digit], train_x[nearest]]), ncols=10,
+                         title="samples and their nearest training images",
+                         row_labels=["sample", "nearest"]), out / "nearest_training.png")
 print(f"median distance to the nearest training image: samples "
       f"{nov['sample_to_train_median']:.2f}, real test digits {nov['test_to_train_median']:.2f}")
 

@@ -24,7 +24,7 @@ import numpy as np
 from digitlab import generative, paths
 from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.errors import UserError, cli
-from digitlab.plots import image_grid, line_plot
+from digitlab.plots import image_mosaic, line_plot
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 CURVE_POINTS = (10, 20, 50, 100, 200)
@@ -79,12 +79,13 @@ def write_figures(model, search, curve, splits, out: Path, seed: int) -> None:
                     out / "bandwidth_cv.png")
     generated = model.sample(30, seed=seed)
     real = splits.test_images[:30]
-    save_figure(image_grid(np.concatenate([generated, real]), ncols=10,
-                           suptitle="generated (top three rows) and real test digits "
-                                    "(bottom three rows)"),
+    save_figure(image_mosaic(np.concatenate([generated, real]), ncols=10,
+                             title="generated digits and real test digits",
+                             row_labels=["generated"] * 3 + ["real"] * 3),
                 out / "samples.png")
-    per_digit, _ = generative.sample_per_digit(model, 10, seed=seed)
-    save_figure(image_grid(per_digit, ncols=10, suptitle="ten samples of each digit, 0 to 9"),
+    per_digit, digits = generative.sample_per_digit(model, 10, seed=seed)
+    save_figure(image_mosaic(per_digit, ncols=10, title="ten samples of each digit",
+                             row_labels=[str(d) for d in digits[::10]]),
                 out / "per_digit.png")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -14,6 +15,15 @@ from sklearn.neighbors import KernelDensity, NearestNeighbors
 from digitlab import generative as gen
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import UserError
+from digitlab.paths import PROJECT_ROOT
+
+
+def script_main(name: str):
+    """The ``main`` of ``scripts/<name>.py`` (scripts are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +189,27 @@ def test_notebook_runs_in_quick_mode_and_writes_its_quality_numbers(project_root
     assert 0 <= quality["recognisability"]["agreement"] <= 1
     assert quality["novelty"]["test_to_train_median"] > 0
     assert "trained here" in quality["classifier"]
+
+
+def test_fit_script_writes_model_metrics_and_figures(project_root):
+    main = script_main("fit_generator")
+    main(["--max-samples", "300", "--components", "10", "--cv-folds", "2",
+          "--source", "embedded"])
+    model = gen.load_generator(project_root / "models/generator/generator.npz")
+    metrics = json.loads((project_root / "results/generator/metrics.json").read_text())
+    assert metrics["metrics"]["bandwidth"] == model.bandwidth
+    assert metrics["metrics"]["bandwidth_cv"]["best_bandwidth"] == model.bandwidth
+    assert metrics["data"]["n_fit"] == 300 and metrics["data"]["source"] == "embedded"
+    for figure in ("cumulative_variance", "bandwidth_cv", "samples", "per_digit"):
+        assert (project_root / f"results/generator/{figure}.png").stat().st_size > 0
+
+
+def test_fit_script_refuses_bad_options_without_writing(project_root, capsys):
+    main = script_main("fit_generator")
+    for argv in (["--kernel", "cosine"], ["--cv-folds", "1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "'cosine' cannot be sampled from" in capsys.readouterr().err
+    assert not any((project_root / "results").iterdir())
+    assert not any((project_root / "models").iterdir())
