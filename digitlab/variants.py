@@ -1,0 +1,138 @@
+"""Training grids of CNN configurations and the variants study.
+
+A *run* is one network (architecture + options) trained with one optimiser by
+:func:`digitlab.training.fit`. :func:`train_run` trains one and
+:func:`results_table` tabulates many; the variants study crosses
+{plain, dropout, batch-norm, dropout + batch-norm} with {SGD, Adam, RMSprop}.
+
+Two numbers summarise a run:
+
+* **best validation accuracy**: the highest validation accuracy of any epoch;
+* **epochs to converge**: the first epoch whose validation accuracy is within
+  :data:`CONVERGENCE_TOLERANCE` (0.5 percentage points) of that run's best,
+  i.e. how long the run needed to get (almost) as good as it would get.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from digitlab.cnn_training import TrainConfig, train_cnn
+from digitlab.models.cnn import count_parameters
+from digitlab.repro import save_metrics
+from digitlab.training import History
+
+CONVERGENCE_TOLERANCE = 0.005
+
+# Constant learning rates that train every variant well within a few epochs
+# (SGD is SGD with Nesterov momentum 0.9, see digitlab.cnn_training.make_optimizer).
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    "SGD": {"optimizer": "sgd", "lr": 0.05},
+    "Adam": {"optimizer": "adam", "lr": 1e-3},
+    "RMSprop": {"optimizer": "rmsprop", "lr": 1e-3},
+}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "dropout": {"dropout": 0.3},
+    "batch-norm": {"batchnorm": True},
+    "dropout + batch-norm": {"dropout": 0.3, "batchnorm": True},
+}
+
+Data = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Run:
+    """What one trained configuration left behind."""
+
+    name: str
+    config: TrainConfig
+    model: nn.Module
+    history: History
+    seconds: float
+
+    @property
+    def best_val_acc(self) -> float:
+        return max(self.history.val_acc)
+
+    @property
+    def epochs_to_converge(self) -> int:
+        return epochs_to_converge(self.history.val_acc)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run": self.name, "arch": self.config.arch, "optimizer": self.config.optimizer,
+            "lr": self.config.learning_rate, "augment": self.config.augment,
+            "parameters": count_parameters(self.model),
+            "best_val_acc": self.best_val_acc, "epochs_to_converge": self.epochs_to_converge,
+            "best_val_loss_epoch": self.history.best_epoch,
+            "final_val_acc": self.history.val_acc[-1], "epochs_run": len(self.history.val_acc),
+            "train_seconds": round(self.seconds, 2),
+        }
+
+
+def epochs_to_converge(val_acc: list[float], tolerance: float = CONVERGENCE_TOLERANCE) -> int:
+    """First epoch (1-based) whose validation accuracy is within ``tolerance`` of the best."""
+    acc = np.asarray(val_acc, dtype=float)
+    if acc.size == 0:
+        raise ValueError("no validation accuracies recorded")
+    return int(np.argmax(acc >= acc.max() - tolerance)) + 1
+
+
+def train_run(name: str, config: TrainConfig, train: Data, val: Data, *, seed: int = 0,
+              progress: bool = True) -> Run:
+    """Train one configuration with :func:`digitlab.cnn_training.train_cnn`, timed."""
+    start = time.perf_counter()
+    model, history = train_cnn(config, train, val, seed=seed, progress=progress)
+    return Run(name, config, model, history, time.perf_counter() - start)
+
+
+def results_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run (see :meth:`Run.summary`), indexed by run name."""
+    return pd.DataFrame([run.summary() for run in runs]).set_index("run")
+
+
+def save_run(run: Run, out_dir: str | Path, *, seed: int, data: dict[str, Any],
+             config: dict[str, Any] | None = None) -> Path:
+    """Write ``<out_dir>/<run name>.json``: the run's summary, history and config."""
+    slug = run.name.lower().replace(" + ", "+").replace(" / ", "_").replace(" ", "-")
+    return save_metrics(Path(out_dir) / f"{slug}.json", run.summary(), seed=seed,
+                        config={**run.config.as_dict(), **(config or {})}, data=data,
+                        history=run.history.as_dict())
+
+
+def variants_study(train: Data, val: Data, *, arch: str = "cnn2",
+                   channels: tuple[int, ...] | None = None, epochs: int = 8,
+                   batch_size: int = 64, seed: int = 0, out_dir: str | Path | None = None,
+                   data: dict[str, Any] | None = None,
+                   progress: bool = True) -> tuple[pd.DataFrame, dict[str, History]]:
+    """Train every variant x optimiser pair (constant learning rate, no augmentation);
+    return the results table and the histories by run name.
+
+    With ``out_dir``, every run's metrics go to ``<out_dir>/<variant>_<optimizer>.json``.
+    """
+    runs = []
+    extra = {"channels": tuple(channels)} if channels else {}
+    for variant, options in VARIANTS.items():
+        for opt_name, opt in OPTIMIZERS.items():
+            config = TrainConfig(arch=arch, model_kwargs={**options, **extra},
+                                 optimizer=opt["optimizer"], lr=opt["lr"], schedule="constant",
+                                 epochs=epochs, batch_size=batch_size, augment=False)
+            run = train_run(f"{variant} / {opt_name}", config, train, val, seed=seed,
+                            progress=progress)
+            runs.append(run)
+            if out_dir is not None:
+                save_run(run, out_dir, seed=seed, data=data or {}, config={"variant": variant})
+    table = results_table(runs)
+    table.insert(0, "variant", [name.split(" / ")[0] for name in table.index])
+    table["optimizer"] = [name.split(" / ")[1] for name in table.index]  # display names
+    return table, {run.name: run.history for run in runs}

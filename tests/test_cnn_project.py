@@ -1,0 +1,62 @@
+"""The pieces of the variants study and the CNN project that the notebooks rely on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from digitlab.cnn_project import (
+    choose,
+    feature_maps,
+    first_conv_filters,
+    markdown_table,
+    misclassified,
+)
+from digitlab.models.cnn import build_cnn
+from digitlab.variants import epochs_to_converge
+
+
+def test_epochs_to_converge_is_the_first_epoch_within_half_a_point_of_the_best():
+    assert epochs_to_converge([0.80, 0.951, 0.958, 0.960, 0.955]) == 3
+    assert epochs_to_converge([0.80, 0.956, 0.940, 0.960]) == 2
+    assert epochs_to_converge([0.90, 0.94, 0.96]) == 3
+    assert epochs_to_converge([0.5]) == 1
+    with pytest.raises(ValueError):
+        epochs_to_converge([])
+
+
+def test_choose_takes_the_best_validation_accuracy_and_breaks_ties_by_size():
+    table = pd.DataFrame({"best_val_acc": [0.97, 0.98, 0.98], "parameters": [10, 300, 200]},
+                         index=["a", "b", "c"])
+    assert choose(table) == "c"
+
+
+def test_misclassified_lists_the_most_confident_mistakes_first():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    labels = np.array([0, 0, 0, 1])
+    assert misclassified(probs, labels).tolist() == [1, 2]
+    assert misclassified(probs, labels, k=1).tolist() == [1]
+
+
+def test_feature_maps_follow_the_forward_pass_and_leave_no_hooks():
+    model = build_cnn("cnn2", channels=(4, 6))
+    image = torch.randn(1, 28, 28)
+    maps = feature_maps(model, image)
+    assert [m.shape for m in maps.values()] == [(4, 28, 28), (6, 14, 14)]
+    # ReLU outputs, recorded before the in-place ReLU of the next call could change them
+    assert all((m >= 0).all() for m in maps.values())
+    assert all(not module._forward_hooks for module in model.modules())
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert first_conv_filters(model).shape == (4, 3, 3)
+    with torch.no_grad():
+        expected = torch.relu(first(image.unsqueeze(0)))[0].numpy()
+    np.testing.assert_allclose(maps["relu 1"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_markdown_table_formats_floats_and_keeps_the_index():
+    table = pd.DataFrame({"acc": [0.5, 0.25], "n": [1, 2]}, index=pd.Index(["x", "y"], name="run"))
+    assert markdown_table(table).splitlines() == [
+        "| run | acc | n |", "| --- | --- | --- |", "| x | 0.5000 | 1 |", "| y | 0.2500 | 2 |"]
