@@ -40,7 +40,11 @@ minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and 
 	$(PY) benchmarks/minimnist_ladder.py
 
 mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
-	@echo "mnist track: not built yet"
+	$(PY) scripts/train_cnn.py --seed $(SEED)
+	$(PY) scripts/evaluate_model.py --seed $(SEED)
+
+mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network, speed and accuracy (a few minutes)
+	$(PY) benchmarks/mnist_cnn.py --seed $(SEED)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	$(PY) scripts/make_noisy_mnist.py --seed $(SEED)
