@@ -42,6 +42,11 @@ minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and 
 mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 	$(PY) scripts/train_cnn.py --seed $(SEED)
 	$(PY) scripts/evaluate_model.py --seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED)
 
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network, speed and accuracy (a few minutes)
 	$(PY) benchmarks/mnist_cnn.py --seed $(SEED)
