@@ -41,8 +41,8 @@ source = "auto"  # auto, local, download or embedded
 epochs = 300  # batch gradient descent steps for softmax regression (at most)
 lr = 1.0
 patience = 10  # early stopping: epochs without a lower validation loss
-mlp_hidden = 64
-mlp_epochs = 30
+mlp_hidden = 128
+mlp_epochs = 60
 mlp_lr = 0.1
 mlp_batch_size = 64
 
@@ -154,8 +154,9 @@ show(plots.signed_image_grid(model.params["W"].reshape(10, 28, 28),
 # %%
 mlp = nm.NumpyMLP(n_features=x_train.shape[1], n_hidden=mlp_hidden, seed=seed)
 mlp_history = nm.fit(mlp, (x_train, y_train), (x_val, y_val), lr=mlp_lr, epochs=mlp_epochs,
-                     batch_size=mlp_batch_size, patience=5, seed=seed, desc="numpy MLP")
-print(f"{len(mlp_history.val_loss)} epochs run, best epoch {mlp_history.best_epoch}")
+                     batch_size=mlp_batch_size, patience=patience, seed=seed, desc="numpy MLP")
+print(f"{len(mlp_history.val_loss)} epochs run, best epoch {mlp_history.best_epoch}, "
+      f"stopped early: {mlp_history.stopped_early}")
 
 # %%
 show(plots.learning_curves({"softmax regression": history, f"MLP ({mlp_hidden} ReLU)": mlp_history},
@@ -183,7 +184,7 @@ metrics_path = save_metrics(out / "metrics.json", {
                            "best_epoch": history.best_epoch,
                            "stopped_early": history.stopped_early},
     "mlp": {**scores["MLP"], "epochs_run": len(mlp_history.val_loss),
-            "best_epoch": mlp_history.best_epoch},
+            "best_epoch": mlp_history.best_epoch, "stopped_early": mlp_history.stopped_early},
 }, seed=seed, config={"source": source, "quick": quick, "epochs": epochs, "lr": lr,
                       "patience": patience, "mlp_hidden": mlp_hidden, "mlp_epochs": mlp_epochs,
                       "mlp_lr": mlp_lr, "mlp_batch_size": mlp_batch_size},
@@ -196,8 +197,12 @@ metrics_path = save_metrics(out / "metrics.json", {
 # %%
 soft, deep = scores["softmax regression"], scores["MLP"]
 print(f"Data: {splits.description}.")
-print(f"Softmax regression (784 x 10 weights, batch gradient descent, {len(history.val_loss)} "
-      f"epochs, best {history.best_epoch}): test accuracy {soft['test_accuracy']:.4f}.")
+for name, hist in (("Softmax regression", history), ("The MLP", mlp_history)):
+    how = ("stopped early" if hist.stopped_early
+           else "reached the epoch cap with the validation loss still falling")
+    print(f"{name} ran {len(hist.val_loss)} epochs and {how}; best epoch {hist.best_epoch}.")
+print(f"Softmax regression (784 x 10 weights, batch gradient descent): test accuracy "
+      f"{soft['test_accuracy']:.4f}.")
 print(f"NumPy MLP (one hidden layer of {mlp_hidden} ReLUs): test accuracy "
       f"{deep['test_accuracy']:.4f}, {deep['test_accuracy'] - soft['test_accuracy']:+.4f} "
       "against the linear model.")
