@@ -52,7 +52,7 @@ from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.training import set_threads
 
 set_seed(seed)
-threads = set_threads(1 if quick else None)  # tiny batches: a second thread only waits
+threads = set_threads(1)  # small networks, batches of 64: a second thread mostly waits
 out = paths.noisy_results()
 manifest = load_manifest()
 sets = {name: load_set(name) for name in SETS}
