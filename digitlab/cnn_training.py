@@ -21,7 +21,7 @@ from torch import nn
 
 from digitlab.data.transforms import RandomAffine, to_tensor
 from digitlab.errors import UserError
-from digitlab.models.cnn import build_cnn
+from digitlab.models.cnn import Ensemble, build_cnn
 from digitlab.training import History, fit
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
@@ -120,6 +120,18 @@ def train_cnn(
     model = build_cnn(config.arch, **config.model_kwargs)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if not isinstance(model, Ensemble):
+        history = _fit_one(model, config, train, val, seed, checkpoint, progress, config.arch)
+    else:  # members one after the other, each with its own seed (init, batches, augmentation)
+        histories = [_fit_one(member, config, train, val, seed + 1000 * k, None, progress,
+                              f"{config.arch} {k + 1}/{len(model.members)}")
+                     for k, member in enumerate(model.members)]
+        history = merge_histories(histories)
+    model.eval()
+    return model, history
+
+
+def _fit_one(model, config: TrainConfig, train, val, seed, checkpoint, progress, desc) -> History:
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.learning_rate,
                                config.weight_decay)
     steps = math.ceil(len(train[0]) / config.batch_size)
@@ -129,16 +141,31 @@ def train_cnn(
     def loss_fn(logits, target):
         return F.cross_entropy(logits, target, label_smoothing=smoothing)
 
-    history = fit(
+    return fit(
         model, train, val, optimizer, epochs=config.epochs, batch_size=config.batch_size,
         loss_fn=loss_fn if smoothing else F.cross_entropy, scheduler=scheduler,
         step_scheduler_per_batch=per_batch, patience=config.patience,
         augment=RandomAffine(**config.augment_params) if config.augment else None,
-        checkpoint=checkpoint, seed=seed, progress=progress, desc=config.arch,
+        checkpoint=checkpoint, seed=seed, progress=progress, desc=desc,
         autocast=torch.bfloat16 if config.bf16 else None,
     )
-    model.eval()
-    return model, history
+
+
+def merge_histories(histories: list[History]) -> History:
+    """One history for an ensemble: per-epoch means of the members' curves, summed times."""
+    n = min(len(h.train_loss) for h in histories)
+
+    def mean(key):
+        return [sum(getattr(h, key)[i] for h in histories) / len(histories) for i in range(n)]
+
+    merged = History(train_loss=mean("train_loss"), train_acc=mean("train_acc"),
+                     lr=mean("lr"), epoch_seconds=[sum(h.epoch_seconds[i] for h in histories)
+                                                   for i in range(n)])
+    if all(h.val_loss for h in histories):
+        merged.val_loss, merged.val_acc = mean("val_loss"), mean("val_acc")
+    merged.best_epoch = max(h.best_epoch for h in histories)
+    merged.stopped_early = any(h.stopped_early for h in histories)
+    return merged
 
 
 def evaluate_images(model: nn.Module, images, labels) -> dict:

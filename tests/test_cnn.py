@@ -142,6 +142,20 @@ def test_training_recipe_learns_and_is_deterministic():
     assert REFERENCE.optimizer == "adadelta" and REFERENCE.epochs == 14
 
 
+def test_ensemble_averages_member_probabilities_and_round_trips(tmp_path):
+    train = as_tensors(*digits(60, 7))
+    config = TrainConfig(arch="best", model_kwargs={"width": 4, "members": 2}, epochs=1,
+                         batch_size=30, bf16=True, channels_last=True)
+    model, history = train_cnn(config, train, None, progress=False)
+    x = train[0][:5]
+    mean = torch.stack([m(x).softmax(1) for m in model.members]).mean(0)
+    assert torch.allclose(model(x).softmax(1), mean, atol=1e-5)
+    assert len(history.epoch_seconds) == 1
+    path = save_checkpoint(tmp_path / "e.pt", model, arch="best", model_kwargs=config.model_kwargs,
+                           data={}, metrics={})
+    assert torch.allclose(load_checkpoint(path)[0](x), model(x))
+
+
 @pytest.fixture
 def tiny_mnist(project_root):
     """A local MNIST-format folder of learnable digits, as IDX files."""

@@ -9,14 +9,16 @@
   (pytorch/examples ``mnist/main.py``): two 3x3 convolutions with 32 and 64
   channels, max-pool, dropout 0.25, a 128-unit layer, dropout 0.5.
 - ``best``: the project's best CNN: small batch-normalised 3x3 conv stages and
-  global average pooling; compact enough to train in under a minute on two
-  CPU cores (``benchmarks/mnist_cnn.py`` measures it against ``reference``).
+  global average pooling (``members > 1``: an ensemble of such networks);
+  compact enough to train in about a minute on two CPU cores
+  (``benchmarks/mnist_cnn.py`` measures it against ``reference``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from digitlab.errors import UserError
@@ -67,7 +69,25 @@ def reference() -> nn.Sequential:
     )
 
 
-def best(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
+class Ensemble(nn.Module):
+    """Networks whose predicted probabilities are averaged.
+
+    ``forward`` returns the log of the mean probability, which is a valid logit
+    vector (its softmax is the mean probability), so an ensemble can be used
+    wherever one network is. Members are trained one after the other
+    (:func:`digitlab.cnn_training.train_cnn`), each from its own seed.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).float().softmax(dim=1) for m in self.members]).mean(0)
+        return probs.clamp_min(1e-12).log()
+
+
+def best_single(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
     """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
 
     ``width`` channels in the first stage, doubled in each of the next two.
@@ -82,6 +102,13 @@ def best(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
         nn.Linear(w3, 10),
     )
+
+
+def best(width: int = 16, dropout: float = 0.1, members: int = 1) -> nn.Module:
+    """The best CNN: :func:`best_single`, or an :class:`Ensemble` of ``members`` of them."""
+    if members == 1:
+        return best_single(width, dropout)
+    return Ensemble([best_single(width, dropout) for _ in range(members)])
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
