@@ -47,7 +47,8 @@ def run_cnn(args, workdir: Path) -> dict:
     """Train with train_cnn.py, score the saved checkpoint with evaluate_model.py."""
     checkpoint = paths.models_dir() / f"mnist_cnn_{args.noise}.pt"
     common = ["--source", args.source, "--noise", args.noise, "--seed", str(args.seed)]
-    train_cnn.main([*common, "--output-dir", str(checkpoint.parent),
+    recipe = [] if args.epochs is None else ["--epochs", str(args.epochs)]
+    train_cnn.main([*common, *recipe, "--output-dir", str(checkpoint.parent),
                     "--name", checkpoint.stem, "--results-dir", str(workdir / "train_cnn"),
                     "--no-progress"])
     evaluate_model.main([*common, "--checkpoint", str(checkpoint),
@@ -80,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--source", choices=SOURCES, default="embedded", help="MNIST source")
     parser.add_argument("--noise", choices=NOISE_TYPES, default="awgn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="CNN epochs (default: the best CNN's recipe in train_cnn.py)")
     parser.add_argument("--output", type=Path, default=None,
                         help="benchmark JSON (default: results/noisy_mnist/benchmark.json)")
     args = parser.parse_args(argv)
@@ -88,7 +91,7 @@ def main(argv=None):
     workdir = output.parent / "benchmark"
 
     cnn = run_cnn(args, workdir)
-    threads = set_threads()
+    threads = set_threads(1)  # as in the notebook: small dense networks
     set_seed(args.seed)
     splits = add_noise(load_mnist(args.source, seed=args.seed), args.noise, args.seed)
     results = {"cnn": cnn, **{key: run_dense(key, splits, args.seed)
