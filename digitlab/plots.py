@@ -280,8 +280,7 @@ def image_mosaic(images: np.ndarray, ncols: int = 10, title: str | None = None,
         canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
     fig, ax = plt.subplots(figsize=(cell * ncols + (0.6 if row_labels else 0.2),
                                     cell * nrows * h / w + (0.5 if title else 0.2)))
-    colormap = plt.get_cmap(cmap).copy()
-    colormap.set_bad("white")
+    colormap = plt.get_cmap(cmap).with_extremes(bad="white")  # the gaps between images
     ax.imshow(canvas, cmap=colormap, interpolation="nearest")
     ax.set_xticks([])
     if row_labels is not None:
