@@ -178,6 +178,7 @@ def test_recognisability_counts_agreement_and_confidence():
     assert result["per_digit_agreement"] == {"3": 1.0, "5": 0.0, "7": 0.0}
 
 
+@pytest.mark.slow
 def test_notebook_runs_in_quick_mode_and_writes_its_quality_numbers(project_root):
     from digitlab.notebooks import execute_notebook
 
