@@ -294,3 +294,23 @@ def image_mosaic(images: np.ndarray, ncols: int = 10, title: str | None = None,
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def grouped_bar_chart(series: Mapping[str, Sequence[float]], categories: Sequence[str],
+                      title: str, xlabel: str = "", ylabel: str = "count") -> Figure:
+    """Side-by-side bars: one group per category, one bar (colour) per series."""
+    names = list(series)
+    width = 0.8 / max(1, len(names))
+    positions = np.arange(len(categories))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(categories) + 1.5), 3.4))
+    for i, name in enumerate(names):
+        ax.bar(positions + (i - (len(names) - 1) / 2) * width, series[name], width,
+               label=name, color=f"C{i % 10}")
+    ax.set_xticks(positions, [str(c) for c in categories])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

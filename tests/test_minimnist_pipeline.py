@@ -13,7 +13,7 @@ from digitlab.data import minimnist
 from digitlab.notebooks import execute_notebook
 
 FIGURES = ("samples.png", "class_means.png", "intensity_histogram.png", "pca_scatter.png",
-           "kmeans_centroids.png", "contingency.png")
+           "kmeans_centroids.png", "contingency.png", "split_counts.png")
 
 
 def metrics_of(path):
