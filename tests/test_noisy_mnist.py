@@ -132,6 +132,7 @@ def test_robustness_matrix_reuses_trained_models_and_scores_every_pair():
     assert matrix[0, 0] == pytest.approx(np.mean(noisy.predict(model, images) == labels))
 
 
+@pytest.mark.slow
 def test_notebook_runs_in_quick_mode(project_root):
     from digitlab.notebooks import execute_notebook
 
