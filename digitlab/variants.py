@@ -1,7 +1,7 @@
 """Training grids of CNN configurations and the variants study.
 
-A *run* is one network (architecture + options) trained with one optimiser by
-:func:`digitlab.training.fit`. :func:`train_run` trains one and
+A *run* is one network (architecture + options) trained with one recipe by
+:func:`digitlab.cnn_training.train_cnn`. :func:`train_run` trains one and
 :func:`results_table` tabulates many; the variants study crosses
 {plain, dropout, batch-norm, dropout + batch-norm} with {SGD, Adam, RMSprop}.
 
@@ -32,8 +32,9 @@ from digitlab.training import History
 
 CONVERGENCE_TOLERANCE = 0.005
 
-# Constant learning rates that train every variant well within a few epochs
-# (SGD is SGD with Nesterov momentum 0.9, see digitlab.cnn_training.make_optimizer).
+# The usual starting learning rate of each optimiser, kept constant so that the
+# optimisers, not schedules, are compared (SGD uses Nesterov momentum 0.9, see
+# digitlab.cnn_training.make_optimizer).
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "SGD": {"optimizer": "sgd", "lr": 0.05},
     "Adam": {"optimizer": "adam", "lr": 1e-3},

@@ -33,7 +33,7 @@
 # * **epochs to converge**: the first epoch whose validation accuracy is within
 #   0.5 percentage points of that run's best (`digitlab.variants.epochs_to_converge`).
 #
-# To keep the twelve runs to about a minute on 2 cores, the network is narrow
+# To keep the twelve runs to a minute or two on 2 cores, the network is narrow
 # (8 and 16 channels instead of 32 and 64) and each run gets 10 epochs on all
 # training images; `quick=True` uses 300 images and 2 epochs. Every run's metrics
 # and history go to `results/mnist/variants/runs/`, the table and figures to
