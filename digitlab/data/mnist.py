@@ -217,7 +217,7 @@ def download_mnist(dest: str | os.PathLike | None = None, *,
                 _fetch(url, target, timeout, progress)
             except (urllib.error.URLError, OSError, ValueError) as err:
                 failures.append(f"{url}: {getattr(err, 'reason', err)}")
-                log.warning("MNIST download failed: %s (%s)", url, failures[-1])
+                log.info("MNIST download failed: %s; trying the next mirror", failures[-1])
                 continue
             if file_md5(target) == expected:
                 log.info("downloaded %s from %s", name, mirror)
