@@ -66,7 +66,8 @@ def snr_report(clean: np.ndarray, noisy: np.ndarray, kind: str) -> dict:
     ``snr_db``: against the 0 dBW reference (signal power 1.0), the definition
     in :mod:`digitlab.data.noise`; ``snr_db_signal_power``: against the mean
     squared pixel value of the reference images instead. For contrast-awgn the
-    reference is the contrast-reduced image, so only the added noise counts.
+    reference is the contrast-reduced image, so only the added noise counts;
+    for motion-blur the "noise" is what the blur changed, a distortion measure.
     """
     reference = noise.to_float(clean)
     if kind == "contrast-awgn":
