@@ -10,9 +10,10 @@ Usage:
 Result: ``models/mnist_cnn.pt`` (``models/mnist_cnn_<noise>.pt`` with --noise), and
 ``results/mnist/<name>/metrics.json`` (validation and test accuracy, training
 seconds, images per second, per-epoch history, data source) with
-``training_curves.png`` beside it. With the defaults on the offline embedded
-data (3,500 training digits) the best CNN trains in about a minute on two cores;
-test accuracy is in metrics.json under ``metrics.test_accuracy``.
+``training_curves.png`` beside it. The defaults train the best CNN (an
+ensemble of three small networks, ``digitlab.cnn_training.BEST``); on the
+offline embedded data (3,500 training digits) that takes a minute or two on two
+cores. Test accuracy is in metrics.json under ``metrics.test_accuracy``.
 """
 
 from __future__ import annotations
