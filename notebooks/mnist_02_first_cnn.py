@@ -38,7 +38,7 @@ source = "auto"  # auto, local, download or embedded
 epochs = 2
 batch_size = 64
 lr = 1e-3
-threads = 0  # torch threads; 0: one per available core
+threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
 
 # %% [markdown]
 # ## Setup

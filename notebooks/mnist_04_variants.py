@@ -46,7 +46,7 @@ source = "auto"  # auto, local, download or embedded
 epochs = 10
 channels = [8, 16]
 batch_size = 64
-threads = 0  # torch threads; 0: one per available core
+threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
 
 # %% [markdown]
 # ## Setup

@@ -42,7 +42,7 @@ epochs = 5
 batch_size = 128
 candidates = ["cnn2", "cnn3", "reference", "best"]
 n_misclassified = 12
-threads = 0  # torch threads; 0: one per available core
+threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
 
 # %% [markdown]
 # ## Setup
