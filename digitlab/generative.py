@@ -4,9 +4,13 @@ Images (pixels scaled to [0, 1]) are reduced with PCA; a kernel density
 estimate over the reduced points models their distribution. Sampling picks a
 training point (of the requested digit, or of any digit) and adds kernel noise
 -- exactly what scikit-learn's ``KernelDensity.sample`` does -- then maps the
-point back to pixels. One KDE per digit is the same kernel over that digit's
-points, so all digits share one bandwidth, chosen by cross-validated
-log-likelihood on the pooled data.
+point back to pixels. A reconstruction from a few components leaves a faint
+haze where MNIST has a blank background, so pixels below a background level are
+set to 0 and the rest rescaled; the level is measured, not tuned: the one that
+makes reconstructed training images as often blank as the real ones.
+
+One KDE per digit is the same kernel over that digit's points, so all digits
+share one bandwidth, chosen by cross-validated log-likelihood on the pooled data.
 
 Models are saved as one ``.npz`` of plain arrays plus a JSON metadata string
 and loaded with ``allow_pickle=False``: loading never runs code from the file.
@@ -44,7 +48,8 @@ DEFAULT_CV_FOLDS = 3
 IMAGE_SHAPE = (28, 28)
 FIT_COMMAND = "make generator (or python scripts/fit_generator.py)"
 _ARRAYS = ("components", "mean", "explained_variance", "explained_variance_ratio",
-           "points", "labels", "bandwidth", "kernel", "format", "version", "metadata")
+           "points", "labels", "bandwidth", "kernel", "background", "format", "version",
+           "metadata")
 
 
 def default_grid(kernel: str = "gaussian") -> np.ndarray:
@@ -174,6 +179,7 @@ class DigitGenerator:
     labels: np.ndarray               # (N,) their digits
     bandwidth: float
     kernel: str = "gaussian"
+    background: float = 0.0          # pixel level (in [0, 1)) mapped to blank; 0: plain clipping
     metadata: dict = field(default_factory=dict)
     _by_digit: dict = field(init=False, repr=False, compare=False)
 
@@ -196,8 +202,9 @@ class DigitGenerator:
         return (to_unit(images) - self.mean) @ self.components.T
 
     def decode(self, latent: np.ndarray) -> np.ndarray:
-        """PCA points -> uint8 images (N, 28, 28), pixels clipped to the valid range."""
-        pixels = np.clip(latent @ self.components + self.mean, 0.0, 1.0)
+        """PCA points -> uint8 images (N, 28, 28): haze below ``background`` blanked, clipped."""
+        pixels = latent @ self.components + self.mean
+        pixels = np.clip((pixels - self.background) / (1.0 - self.background), 0.0, 1.0)
         return np.rint(pixels * 255).astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
 
     def sample_latent(self, n: int, digit: int | None = None, seed=None) -> np.ndarray:
@@ -231,6 +238,7 @@ class DigitGenerator:
             "variance_explained": self.variance_explained,
             "bandwidth": float(self.bandwidth),
             "kernel": self.kernel,
+            "background": float(self.background),
             "original_dim": int(self.components.shape[1]),
             "reduced_dim": self.n_components,
             "n_train": int(len(self.points)),
@@ -247,6 +255,7 @@ class DigitGenerator:
                 explained_variance_ratio=self.explained_variance_ratio,
                 points=self.points, labels=self.labels.astype(np.int64),
                 bandwidth=np.float64(self.bandwidth), kernel=np.str_(self.kernel),
+                background=np.float64(self.background),
                 format=np.str_(FORMAT), version=np.int64(FORMAT_VERSION),
                 metadata=np.str_(json.dumps(self.metadata)))
         return Path(path)
@@ -254,10 +263,15 @@ class DigitGenerator:
 
 def fit_generator(images: np.ndarray, labels: np.ndarray, *,
                   n_components: int = DEFAULT_COMPONENTS, bandwidth: float | str = "cv",
-                  kernel: str = "gaussian", grid=None, folds: int = DEFAULT_CV_FOLDS,
+                  kernel: str = "gaussian", background: float | str = "auto", grid=None,
+                  folds: int = DEFAULT_CV_FOLDS,
                   random_state: int = 0, progress: bool = True,
                   metadata: dict | None = None) -> tuple[DigitGenerator, BandwidthSearch | None]:
-    """Fit PCA, then the KDE bandwidth (``"cv"``: grid search; or a given number)."""
+    """Fit PCA, then the KDE bandwidth (``"cv"``: grid search; or a given number).
+
+    ``background``: ``"auto"`` measures it (:func:`background_level`); a number in
+    [0, 1) sets it; 0 keeps plain clipping.
+    """
     check_kernel(kernel)
     x = to_unit(images)
     if not 1 <= n_components <= min(x.shape):
@@ -272,11 +286,21 @@ def fit_generator(images: np.ndarray, labels: np.ndarray, *,
         bandwidth = search.best
     elif not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
         raise UserError(f"--bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
+    if background == "auto":
+        background = background_level(x, latent @ pca.components_ + pca.mean_)
+    elif not (isinstance(background, (int, float)) and 0 <= background < 1):
+        raise UserError(f"--background must be 'auto' or a number in [0, 1), got {background!r}.")
     model = DigitGenerator(pca.components_, pca.mean_, pca.explained_variance_,
                            pca.explained_variance_ratio_, latent,
                            np.asarray(labels, dtype=np.int64), float(bandwidth), kernel,
-                           dict(metadata or {}))
+                           float(background), dict(metadata or {}))
     return model, search
+
+
+def background_level(pixels: np.ndarray, reconstructed: np.ndarray) -> float:
+    """The level below which reconstructed pixels are blank as often as real ones are."""
+    blank = float((pixels == 0).mean())
+    return float(np.quantile(np.clip(reconstructed, 0.0, 1.0), blank)) if blank > 0 else 0.0
 
 
 def cumulative_variance(images: np.ndarray, max_components: int = 784) -> np.ndarray:
@@ -313,7 +337,7 @@ def load_generator(path: str | os.PathLike) -> DigitGenerator:
             arrays["components"], arrays["mean"], arrays["explained_variance"],
             arrays["explained_variance_ratio"], arrays["points"], arrays["labels"],
             float(arrays["bandwidth"]), check_kernel(str(arrays["kernel"])),
-            json.loads(str(arrays["metadata"])))
+            float(arrays["background"]), json.loads(str(arrays["metadata"])))
         _check_shapes(model)
     except (ValueError, TypeError, UserError) as err:
         raise UserError(f"{path} holds an inconsistent generator model ({_reason(err)}); "
@@ -327,8 +351,9 @@ def _check_shapes(m: DigitGenerator) -> None:
         raise ValueError(f"components of shape {m.components.shape}")
     if m.points.ndim != 2 or m.points.shape[1] != k or m.labels.shape != (len(m.points),):
         raise ValueError(f"training points of shape {m.points.shape}")
-    if not (m.bandwidth > 0 and np.isfinite(m.points).all() and len(m.points)):
-        raise ValueError("bandwidth or points not usable")
+    if not (m.bandwidth > 0 and 0 <= m.background < 1 and np.isfinite(m.points).all()
+            and len(m.points)):
+        raise ValueError("bandwidth, background or points not usable")
 
 
 def _reason(err: Exception) -> str:

@@ -43,6 +43,19 @@ def bandwidth_arg(text: str) -> float | str:
     return value
 
 
+def background_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"the background level must be in [0, 1), got {text}")
+    return value
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -52,6 +65,9 @@ def parse_args(argv):
                         help="KDE bandwidth in PCA units, or 'cv' for a cross-validated search")
     parser.add_argument("--kernel", default="gaussian",
                         help=f"KDE kernel: {' or '.join(generative.KERNELS)}")
+    parser.add_argument("--background", type=background_arg, default="auto",
+                        help="pixel level (0-1) below which generated pixels are blanked: "
+                             "'auto' measures it on the training images, 0 turns it off")
     parser.add_argument("--max-samples", type=int, default=generative.DEFAULT_MAX_SAMPLES,
                         help="fit on at most this many training images (seeded subset)")
     parser.add_argument("--cv-folds", type=int, default=generative.DEFAULT_CV_FOLDS)
@@ -106,7 +122,7 @@ def main(argv=None):
     data = {**splits.summary(), "n_fit": int(len(images))}
     model, search = generative.fit_generator(
         images, labels, n_components=args.components, bandwidth=args.bandwidth,
-        kernel=args.kernel, folds=args.cv_folds, random_state=args.seed,
+        kernel=args.kernel, background=args.background, folds=args.cv_folds, random_state=args.seed,
         metadata={"data": data, "seed": args.seed})
     curve = generative.cumulative_variance(images)
     metrics = {

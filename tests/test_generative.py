@@ -97,6 +97,20 @@ def test_class_conditional_samples_come_from_that_digit(model):
         model.sample(1, digit=11)
 
 
+def test_background_level_blanks_reconstructions_as_often_as_real_images(digits, model):
+    images, _, _ = digits
+    x = gen.to_unit(images)
+    assert 0 < model.background < 1
+    reconstructed = model.decode(model.encode(images))
+    assert (reconstructed == 0).mean() == pytest.approx((x == 0).mean(), abs=0.01)
+    plain = gen.DigitGenerator(model.components, model.mean, model.explained_variance,
+                               model.explained_variance_ratio, model.points, model.labels,
+                               model.bandwidth, background=0.0)
+    expected = np.clip(model.encode(images) @ model.components + model.mean, 0, 1)
+    np.testing.assert_array_equal(plain.decode(model.encode(images)),
+                                  np.rint(expected * 255).astype(np.uint8).reshape(-1, 28, 28))
+
+
 def test_bandwidth_search_picks_the_best_held_out_likelihood(model):
     latent, grid = model.points[:200], np.array([0.3, 1.0, 3.0])
     search = gen.select_bandwidth(latent, grid=grid, folds=2, random_state=0, progress=False)
