@@ -28,6 +28,18 @@ from digitlab.paths import PROJECT_ROOT
 _TRACKED_PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "pandas", "matplotlib")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str | os.PathLike, path: Path) -> None:
+    """Give the temporary file normal permissions (mkstemp makes it 0600), then rename."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def set_seed(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (if installed) PyTorch; return a NumPy Generator."""
     random.seed(seed)
@@ -92,7 +104,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -115,7 +127,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -84,3 +84,10 @@ def test_cli_turns_user_errors_into_exit_status_2(capsys):
         main([])
     assert exit_info.value.code == 2
     assert "data/x.csv is missing" in capsys.readouterr().err
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    target = tmp_path / "metrics.json"
+    with atomic_write(target) as handle:
+        handle.write("{}")
+    assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
