@@ -41,7 +41,8 @@ TARGET_SECONDS = 60.0
 
 
 def step_throughput(config, x, y, *, bf16: bool, channels_last: bool, steps: int) -> float:
-    """Images per second of the best CNN's training step (augmentation included)."""
+    """Images per second of the best CNN's training step (augmentation included; for an
+    ensemble, an image counts once however many members it goes through)."""
     torch.manual_seed(0)
     model = build_cnn(config.arch, **config.model_kwargs)
     if channels_last:
@@ -80,9 +81,10 @@ def run(name, config, train, val, splits, seed, progress) -> dict:
     result = {
         "arch": config.arch,
         "test_accuracy": test["accuracy"],
-        "val_accuracy": history.val_acc[history.best_epoch - 1] if history.val_acc else None,
+        "val_accuracy": evaluate_images(model, splits.val_images, splits.val_labels)["accuracy"],
         "train_seconds": history.train_seconds,
-        "epochs": epochs,
+        "epochs": epochs,  # per network; an ensemble trains each member this long
+        "networks": config.model_kwargs.get("members", 1),
         "images_per_second": epochs * len(train[1]) / history.train_seconds,
         "n_parameters": count_parameters(model),
         "config": config.as_dict(),
