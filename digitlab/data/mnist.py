@@ -21,23 +21,20 @@ that no printed number can confuse the embedded subset with the full set.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pooch
+import requests
 from sklearn.model_selection import train_test_split
-from tqdm.auto import tqdm
 
 from digitlab import paths
 from digitlab.data.idx import load_idx_pair, write_idx
 from digitlab.errors import UserError
-from digitlab.repro import atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -174,25 +171,11 @@ def write_mnist_folder(folder: str | os.PathLike, train: tuple[np.ndarray, np.nd
 
 # --- download --------------------------------------------------------------------------
 
-def file_md5(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fetch(url: str, target: Path, timeout: float, progress: bool) -> None:
-    """Download ``url`` to ``target`` atomically, with a progress bar."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with atomic_target(target) as tmp, open(tmp, "wb") as out, tqdm(
-            total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress,
-            leave=False,
-        ) as bar:
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                out.write(chunk)
-                bar.update(len(chunk))
+def _retrieve(url: str, name: str, expected_md5: str, dest: Path, timeout: float,
+              progress: bool) -> None:
+    """Download one file with pooch: verified by md5, moved into place only when it matches."""
+    pooch.retrieve(url, known_hash=f"md5:{expected_md5}", fname=name, path=dest,
+                   downloader=pooch.HTTPDownloader(progressbar=progress, timeout=timeout))
 
 
 def download_mnist(dest: str | os.PathLike | None = None, *,
@@ -202,29 +185,26 @@ def download_mnist(dest: str | os.PathLike | None = None, *,
 
     Each file is tried on every mirror in turn; a file that is missing on a
     mirror, unreachable, or fails its checksum moves on to the next mirror.
-    Files already present with the right checksum are kept.
+    Files already present with the right checksum are kept (pooch checks them).
     """
     dest = Path(dest) if dest is not None else paths.mnist_raw_dir()
     md5 = MD5 if md5 is None else md5
     for name, expected in md5.items():
-        target = dest / name
-        if target.is_file() and file_md5(target) == expected:
-            continue
         failures = []
         for mirror in mirrors:
             url = mirror.rstrip("/") + "/" + name
             try:
-                _fetch(url, target, timeout, progress)
-            except (urllib.error.URLError, OSError, ValueError) as err:
-                failures.append(f"{url}: {getattr(err, 'reason', err)}")
+                _retrieve(url, name, expected, dest, timeout, progress)
+            except ValueError as err:  # pooch's checksum mismatch; the bad file is removed
+                failures.append(f"{url}: md5 mismatch")
+                log.warning("MNIST download from %s has the wrong md5 (%s); trying the next "
+                            "mirror", url, str(err).splitlines()[0])
+            except (requests.RequestException, OSError) as err:
+                failures.append(f"{url}: {err}")
                 log.info("MNIST download failed: %s; trying the next mirror", failures[-1])
-                continue
-            if file_md5(target) == expected:
-                log.info("downloaded %s from %s", name, mirror)
+            else:
+                log.info("MNIST file %s verified (from %s or already present)", name, mirror)
                 break
-            target.unlink()
-            failures.append(f"{url}: md5 mismatch")
-            log.warning("MNIST download from %s has the wrong md5; trying the next mirror", url)
         else:
             raise UserError(f"could not download {name} with a valid md5 from any mirror "
                             f"({'; '.join(failures)}); copy the MNIST files into {dest} "
