@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -24,7 +24,7 @@ def classification_summary(y_true: np.ndarray, y_pred: np.ndarray,
         "per_class": {
             str(label): {"precision": float(p), "recall": float(r), "f1": float(f),
                          "support": int(s)}
-            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=list(labels)).tolist(),
         "n": int(len(y_true)),
@@ -100,7 +100,8 @@ def hungarian_mapping(labels: np.ndarray, clusters: np.ndarray) -> dict[int, int
     table, cluster_values, label_values = contingency(labels, clusters)
     rows, cols = linear_sum_assignment(table, maximize=True)
     mapping = {int(c): -1 for c in cluster_values}
-    mapping.update({int(cluster_values[r]): int(label_values[c]) for r, c in zip(rows, cols, strict=True)})
+    mapping.update({int(cluster_values[r]): int(label_values[c])
+                    for r, c in zip(rows, cols, strict=True)})
     return mapping
 
 

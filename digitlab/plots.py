@@ -4,10 +4,7 @@ it with :func:`digitlab.repro.save_figure` (scripts never call ``plt.show``).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
-
-import matplotlib
-
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +43,7 @@ def learning_curves(histories: Mapping[str, object], metric: str = "both",
     """
     panels = ["loss", "acc"] if metric == "both" else [metric]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
-    for ax, panel in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels, strict=True):
         for i, (name, hist) in enumerate(histories.items()):
             get = hist.get if isinstance(hist, Mapping) else lambda k, h=hist: getattr(h, k)
             color = f"C{i % 10}"
@@ -98,7 +95,7 @@ def bar_chart(values: Mapping[str, float], title: str, ylabel: str = "accuracy",
     yerr = [errors.get(n, 0.0) for n in names] if errors else None
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names)), 3.6))
     bars = ax.bar(names, heights, yerr=yerr, capsize=4, color=[f"C{i}" for i in range(len(names))])
-    for bar, height in zip(bars, heights):
+    for bar, height in zip(bars, heights, strict=True):
         ax.annotate(fmt.format(height), (bar.get_x() + bar.get_width() / 2, height),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
     ax.set_ylabel(ylabel)

@@ -58,7 +58,8 @@ def render(rows: list[Row], results: Path | None = None) -> str:
             cache[row.file] = json.loads(path.read_text()) if path.exists() else None
         document = cache[row.file]
         try:
-            value = "not run yet" if document is None else _format(lookup(document, row.key), row.fmt)
+            value = ("not run yet" if document is None
+                     else _format(lookup(document, row.key), row.fmt))
         except (KeyError, IndexError, TypeError, ValueError):
             value = "missing"
         lines.append(f"| {row.track} | {row.label} | {value} | `results/{row.file}` "

@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -50,7 +50,8 @@ class History:
 def set_threads(n: int | None = None) -> int:
     """Use one intra-op thread per available core (hyper-threads rarely help)."""
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        has_affinity = hasattr(os, "sched_getaffinity")
+        n = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
 

@@ -35,10 +35,8 @@ def test_metrics_file_records_seed_config_and_versions(tmp_path):
 
 
 def test_set_seed_makes_torch_and_numpy_repeatable():
-    set_seed(7)
-    first = (np.random.rand(3), torch.rand(3))
-    set_seed(7)
-    again = (np.random.rand(3), torch.rand(3))
+    first = (set_seed(7).random(3), torch.rand(3))
+    again = (set_seed(7).random(3), torch.rand(3))
     assert np.array_equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
 
@@ -67,7 +65,8 @@ def test_fit_learns_a_separable_problem_and_restores_best_weights(tmp_path):
 
 
 def test_fit_stops_early_when_validation_stops_improving():
-    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # pure noise: val loss cannot keep falling
+    # Pure noise: the validation loss cannot keep falling.
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))
     model = nn.Linear(2, 2)
     history = fit(model, (x, y), (torch.randn(64, 2), torch.randint(0, 2, (64,))),
                   torch.optim.SGD(model.parameters(), lr=1.0), epochs=200, patience=3,

@@ -7,7 +7,7 @@ indexing one tensor with a permutation: no per-sample Python work, unlike a
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
