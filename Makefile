@@ -10,7 +10,8 @@ SEED ?= 0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync
+.PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
+	minimnist-bench mnist-bench noisy-bench app-bench benchmarks summary
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -61,6 +62,14 @@ noisy-bench: setup ## Noisy MNIST target: best CNN vs DNN on AWGN digits (a few 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
 	$(PY) scripts/fit_generator.py --seed $(SEED)
 	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED)
+
+app-bench: setup ## Web app load test: 16 clients, 2,000 requests of 16 images (needs make generator)
+	$(PY) benchmarks/app_load.py
+
+benchmarks: minimnist-bench mnist-bench noisy-bench app-bench summary ## Run every benchmark (about 6 minutes), then refresh the summary
+
+summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table
+	$(PY) scripts/summarize.py --update-readme
 
 app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000
 	$(PY) scripts/serve.py
