@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from digitlab.errors import UserError
+from digitlab.models.registry import build
 
 
 def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,
@@ -121,15 +121,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 def build_cnn(arch: str, **kwargs) -> nn.Module:
     """Build the network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    try:
-        builder = ARCHITECTURES[arch]
-    except KeyError:
-        raise UserError(f"unknown CNN architecture {arch!r}; choose one of "
-                        f"{', '.join(ARCHITECTURES)}.") from None
-    try:
-        return builder(**kwargs)
-    except TypeError as err:
-        raise UserError(f"bad options {kwargs} for CNN architecture {arch!r}: {err}.") from None
+    return build(ARCHITECTURES, "CNN", arch, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from digitlab.errors import UserError
+from digitlab.models.registry import build
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10
@@ -59,12 +59,4 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"dnn": dnn, "dnn-bn": dnn_
 
 def build_dense(arch: str, **kwargs) -> nn.Module:
     """Build the dense network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    try:
-        builder = ARCHITECTURES[arch]
-    except KeyError:
-        raise UserError(f"unknown dense architecture {arch!r}; choose one of "
-                        f"{', '.join(ARCHITECTURES)}.") from None
-    try:
-        return builder(**kwargs)
-    except TypeError as err:
-        raise UserError(f"bad options {kwargs} for dense architecture {arch!r}: {err}.") from None
+    return build(ARCHITECTURES, "dense", arch, **kwargs)
