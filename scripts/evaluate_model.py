@@ -26,6 +26,7 @@ from digitlab.checkpoint import load_checkpoint
 from digitlab.cnn_training import evaluate_images
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.data.noise import NOISE_TYPES, corrupt
 from digitlab.errors import UserError, cli
 from digitlab.plots import confusion_matrix
 from digitlab.repro import save_figure, save_json, save_metrics
@@ -44,8 +45,8 @@ def parse_args(argv):
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="MNIST-format folder for --source local/auto "
                              "(default: data/raw/mnist)")
-    parser.add_argument("--noise", default=None,
-                        help="corrupt the test images first (awgn, motion-blur, contrast-awgn)")
+    parser.add_argument("--noise", default=None, choices=NOISE_TYPES,
+                        help="corrupt the test images first")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (and split)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="default: results/mnist/evaluation/<checkpoint>__<test set>")
@@ -79,7 +80,6 @@ def main(argv=None):
         raise UserError(f"the test images are {images.shape[1]}x{images.shape[2]} pixels but "
                         "the CNNs take 28x28; pass an MNIST-format image file.")
     if args.noise is not None:
-        from digitlab.data.noise import corrupt  # the noisy-MNIST module, only needed here
 
         images = corrupt(images, args.noise, (args.seed, 2))
         name += f"_{args.noise}"

@@ -35,6 +35,7 @@ from digitlab.cnn_training import (
     train_cnn,
 )
 from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.data.noise import NOISE_TYPES
 from digitlab.errors import UserError, cli
 from digitlab.models.cnn import ARCHITECTURES, count_parameters
 from digitlab.plots import learning_curves
@@ -72,8 +73,8 @@ def parse_args(argv):
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="MNIST-format folder for --source local/auto "
                              "(default: data/raw/mnist)")
-    parser.add_argument("--noise", default=None, help="train and test on noisy MNIST of this type "
-                                                      "(awgn, motion-blur, contrast-awgn)")
+    parser.add_argument("--noise", default=None, choices=NOISE_TYPES,
+                        help="train and test on noisy MNIST of this type")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and batches")
     parser.add_argument("--threads", type=int, default=None, help="default: one per core")
     parser.add_argument("--output-dir", type=Path, default=None,
