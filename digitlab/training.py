@@ -47,11 +47,17 @@ class History:
         return {**self.__dict__, "train_seconds": self.train_seconds}
 
 
+# PyTorch starts with one intra-op thread per physical core; remember that
+# before anything changes it (hyper-threads rarely help convolutions).
+_PHYSICAL_CORES = torch.get_num_threads()
+
+
 def set_threads(n: int | None = None) -> int:
-    """Use one intra-op thread per available core (hyper-threads rarely help)."""
+    """Use ``n`` intra-op threads; by default one per physical core this process may use."""
     if n is None:
         has_affinity = hasattr(os, "sched_getaffinity")
-        n = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
+        usable = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
+        n = min(_PHYSICAL_CORES, usable)
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
 
