@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
-	minimnist-bench mnist-bench noisy-bench app-bench benchmarks summary
+	minimnist-bench mnist-bench noisy-bench app-bench benchmarks summary pipeline-time
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -66,7 +66,11 @@ generator: setup ## PCA + KDE generator: fit and save the models, run its notebo
 app-bench: setup ## Web app load test: 16 clients, 2,000 requests of 16 images (needs make generator)
 	$(PY) benchmarks/app_load.py
 
-benchmarks: minimnist-bench mnist-bench noisy-bench app-bench summary ## Run every benchmark (about 6 minutes), then refresh the summary
+benchmarks: minimnist-bench mnist-bench noisy-bench app-bench summary ## Run every benchmark (a few minutes), then refresh the summary
+
+pipeline-time: setup ## Time `make all` and `make test` (runs both), then refresh the summary
+	$(PY) benchmarks/pipeline_time.py
+	$(PY) scripts/summarize.py --update-readme
 
 summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table
 	$(PY) scripts/summarize.py --update-readme

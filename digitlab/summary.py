@@ -81,6 +81,10 @@ _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"
 _EVAL = "mnist/evaluation/mnist_cnn__test-embedded/metrics.json"
 
 ROWS: list[Row] = [
+    Row("Pipeline", "`make all` wall time (2 cores)", "pipeline_time.json",
+        "metrics.all.minutes", "{:.1f} min", "make pipeline-time"),
+    Row("Pipeline", "`make test` wall time (2 cores)", "pipeline_time.json",
+        "metrics.test.minutes", "{:.1f} min", "make pipeline-time"),
     Row(_MM, "K-Means ARI (seed 0)", "mini_mnist/evaluate_metrics.json", "metrics.ari", "float3",
         "make minimnist"),
     Row(_MM, "K-Means cluster accuracy (Hungarian)", "mini_mnist/evaluate_metrics.json",
