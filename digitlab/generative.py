@@ -319,9 +319,11 @@ def load_generator(path: str | os.PathLike) -> DigitGenerator:
     if not path.is_file():
         raise UserError(f"no generator model at {path}; fit one with {FIT_COMMAND}.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+        # A plain .npy file loads as an array, not an archive: check before using it.
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
             missing = [k for k in _ARRAYS if k not in data.files]
             arrays = {k: data[k] for k in _ARRAYS if k in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
@@ -329,9 +331,11 @@ def load_generator(path: str | os.PathLike) -> DigitGenerator:
                         f"refit it with {FIT_COMMAND}.") from None
     if missing or str(arrays["format"]) != FORMAT:
         raise UserError(f"{path} is not a digitlab generator model; refit it with {FIT_COMMAND}.")
-    if int(arrays["version"]) != FORMAT_VERSION:
-        raise UserError(f"{path} has generator format version {int(arrays['version'])}, this "
-                        f"digitlab reads version {FORMAT_VERSION}; refit it with {FIT_COMMAND}.")
+    version = arrays["version"]
+    if version.shape != () or not np.issubdtype(version.dtype, np.integer) \
+            or int(version) != FORMAT_VERSION:
+        raise UserError(f"{path} has generator format version {version}, this digitlab reads "
+                        f"version {FORMAT_VERSION}; refit it with {FIT_COMMAND}.")
     try:
         model = DigitGenerator(
             arrays["components"], arrays["mean"], arrays["explained_variance"],
@@ -351,9 +355,11 @@ def _check_shapes(m: DigitGenerator) -> None:
         raise ValueError(f"components of shape {m.components.shape}")
     if m.points.ndim != 2 or m.points.shape[1] != k or m.labels.shape != (len(m.points),):
         raise ValueError(f"training points of shape {m.points.shape}")
-    if not (m.bandwidth > 0 and 0 <= m.background < 1 and np.isfinite(m.points).all()
-            and len(m.points)):
-        raise ValueError("bandwidth, background or points not usable")
+    finite = all(np.isfinite(a).all() for a in (m.points, m.components, m.mean))
+    if not (0 < m.bandwidth < np.inf and 0 <= m.background < 1 and finite and len(m.points)):
+        raise ValueError("bandwidth, background, components or points not usable")
+    if not isinstance(m.metadata, dict) or not isinstance(m.metadata.get("data", {}), dict):
+        raise ValueError("metadata is not a JSON object")
 
 
 def _reason(err: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 
@@ -124,7 +125,7 @@ def test_bandwidth_search_picks_the_best_held_out_likelihood(model):
 
 
 def test_save_and_load_give_identical_samples(model, tmp_path):
-    model.metadata["data"] = {"source": "embedded"}
+    model = dataclasses.replace(model, metadata={**model.metadata, "data": {"source": "embedded"}})
     path = model.save(tmp_path / "generator.npz")
     loaded = gen.load_generator(path)
     np.testing.assert_array_equal(loaded.sample(9, digit=4, seed=5), model.sample(9, 4, seed=5))
@@ -152,6 +153,27 @@ def test_loading_missing_corrupted_or_foreign_files_fails_clearly(model, tmp_pat
     np.savez(tmp_path / "pickled.npz", **{k: np.array([None], dtype=object) for k in gen._ARRAYS})
     with pytest.raises(UserError, match="pickled.npz is not a readable generator model"):
         gen.load_generator(tmp_path / "pickled.npz")
+    # A plain .npy array saved under the model's name.
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(UserError, match="array.npy is not a readable generator model"):
+        gen.load_generator(tmp_path / "array.npy")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("version", np.array([1, 2]), "format version"),
+    ("metadata", np.str_("[]"), "inconsistent generator model"),
+    ("metadata", np.str_('{"data": null}'), "inconsistent generator model"),
+    ("bandwidth", np.array(np.inf), "inconsistent generator model"),
+])
+def test_loading_a_model_with_an_unusable_field_fails_clearly(model, tmp_path, field, value,
+                                                              message):
+    path = model.save(tmp_path / "good.npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays[field] = value
+    np.savez(tmp_path / "edited.npz", **arrays)
+    with pytest.raises(UserError, match=message):
+        gen.load_generator(tmp_path / "edited.npz")
 
 
 def test_kernels_that_cannot_be_sampled_are_refused(digits):
