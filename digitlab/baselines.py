@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from digitlab.data.minimnist import N_PIXELS, scale
+from digitlab.data.splits import stratified_indices
 from digitlab.metrics import apply_mapping, hungarian_mapping
 from digitlab.models import mini
 from digitlab.training import History, predict_logits
@@ -50,8 +50,7 @@ class Part:
 def stratified_split(labels: np.ndarray, test_size: float = 0.2,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test), each label kept in the same proportion."""
-    rows = np.arange(len(labels))
-    train, test = train_test_split(rows, test_size=test_size, stratify=labels, random_state=seed)
+    train, test = stratified_indices(labels, test_size, seed)
     return np.sort(train), np.sort(test)
 
 

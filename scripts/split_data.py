@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.baselines import stratified_split
 from digitlab.data import minimnist
+from digitlab.data.splits import stratified_indices
 from digitlab.errors import UserError, cli
 from digitlab.repro import save_figure, save_metrics, set_seed
 
@@ -42,12 +42,9 @@ def main(argv=None):
     if not 0 < args.test_size < 1:
         raise UserError(f"--test-size must be a fraction between 0 and 1 (got {args.test_size}).")
     images, labels = minimnist.read_csv(args.input)
-    counts = np.bincount(labels, minlength=10)
-    n_test = int(np.ceil(args.test_size * len(labels)))
-    if counts[counts > 0].min() < 2 or min(n_test, len(labels) - n_test) < (counts > 0).sum():
-        raise UserError(f"{args.input} has too few rows per digit for a stratified split with "
-                        f"--test-size {args.test_size}; generate more rows per class.")
-    train, test = stratified_split(labels, args.test_size, args.seed)
+    train, test = stratified_indices(labels, args.test_size, args.seed, what=str(args.input),
+                                     fix="generate more rows per class")
+    train, test = np.sort(train), np.sort(test)
     written = minimnist.write_split(args.output_dir, (images[train], labels[train]),
                                     (images[test], labels[test]))
     metrics = {"train_rows": len(train), "test_rows": len(test),

@@ -16,6 +16,7 @@ from digitlab.data.mnist import (
     FILES,
     download_mnist,
     load_embedded,
+    load_local,
     load_mnist,
     write_mnist_folder,
 )
@@ -149,3 +150,10 @@ def test_embedded_split_is_stratified_seeded_and_disjoint():
     keys = [{image.tobytes() for image in part}
             for part in (a.train_images, a.val_images, a.test_images)]
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+
+
+def test_a_local_training_set_too_small_to_stratify_is_refused_clearly(tmp_path):
+    images, labels = np.zeros((21, 28, 28), np.uint8), np.array([0] * 20 + [1])
+    write_mnist_folder(tmp_path, (images, labels), (images[:3], labels[:3]))
+    with pytest.raises(UserError, match=f"training set in {tmp_path} has too few rows per digit"):
+        load_local(tmp_path)

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pooch
 import requests
-from sklearn.model_selection import train_test_split
 
 from digitlab import paths
 from digitlab.data.idx import load_idx_pair, write_idx
+from digitlab.data.splits import stratified_indices
 from digitlab.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,13 @@ class MNISTSplits:
         }
 
 
-def stratified_split(images: np.ndarray, labels: np.ndarray, size: int, seed: int):
-    """Split off ``size`` samples with the class proportions kept (seeded)."""
-    return train_test_split(images, labels, test_size=size, stratify=labels, random_state=seed)
+def stratified_split(images: np.ndarray, labels: np.ndarray, size: int, seed: int,
+                     what: str = "the MNIST data"):
+    """Split off ``size`` samples with the class proportions kept (seeded), as
+    ``(kept_images, held_images, kept_labels, held_labels)``."""
+    kept, held = stratified_indices(labels, size, seed, what=what,
+                                    fix="use a folder with the full MNIST training set")
+    return images[kept], images[held], labels[kept], labels[held]
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,7 +152,8 @@ def load_local(root: str | os.PathLike | None = None, seed: int = 0,
         raise UserError(f"training images in {root} are {train_x.shape[1:]} but test images are "
                         f"{test_x.shape[1:]}; the folder mixes two data sets.")
     val_size = min(FULL_VAL_SIZE, max(len(np.unique(train_y)), round(len(train_y) * VAL_FRACTION)))
-    train_x, val_x, train_y, val_y = stratified_split(train_x, train_y, val_size, seed)
+    train_x, val_x, train_y, val_y = stratified_split(train_x, train_y, val_size, seed,
+                                                      what=f"the training set in {root}")
     what = "downloaded MNIST" if source == "download" else "local MNIST-format folder"
     return MNISTSplits(train_x, train_y, val_x, val_y, test_x, test_y, source=source,
                        description=f"{what} {root}: {len(train_y) + len(val_y):,} training "
