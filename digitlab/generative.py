@@ -273,6 +273,7 @@ def fit_generator(images: np.ndarray, labels: np.ndarray, *,
     [0, 1) sets it; 0 keeps plain clipping.
     """
     check_kernel(kernel)
+    _check_fit_options(bandwidth, background, folds, len(images))
     x = to_unit(images)
     if not 1 <= n_components <= min(x.shape):
         raise UserError(f"--components must be between 1 and {min(x.shape)} for "
@@ -284,17 +285,26 @@ def fit_generator(images: np.ndarray, labels: np.ndarray, *,
     if bandwidth == "cv":
         search = select_bandwidth(latent, kernel, grid, folds, random_state, progress)
         bandwidth = search.best
-    elif not (isinstance(bandwidth, (int, float)) and bandwidth > 0):
-        raise UserError(f"--bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
     if background == "auto":
         background = background_level(x, latent @ pca.components_ + pca.mean_)
-    elif not (isinstance(background, (int, float)) and 0 <= background < 1):
-        raise UserError(f"--background must be 'auto' or a number in [0, 1), got {background!r}.")
     model = DigitGenerator(pca.components_, pca.mean_, pca.explained_variance_,
                            pca.explained_variance_ratio_, latent,
                            np.asarray(labels, dtype=np.int64), float(bandwidth), kernel,
                            float(background), dict(metadata or {}))
     return model, search
+
+
+def _check_fit_options(bandwidth, background, folds: int, n_images: int) -> None:
+    """Refuse impossible options before any work is done."""
+    if bandwidth == "cv":
+        if not 2 <= folds <= n_images:
+            raise UserError(f"--cv-folds must be between 2 and the {n_images} training images, "
+                            f"got {folds}.")
+    elif not (isinstance(bandwidth, (int, float)) and 0 < bandwidth < np.inf):
+        raise UserError(f"--bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
+    if background != "auto" and not (isinstance(background, (int, float))
+                                     and 0 <= background < 1):
+        raise UserError(f"--background must be 'auto' or a number in [0, 1), got {background!r}.")
 
 
 def background_level(pixels: np.ndarray, reconstructed: np.ndarray) -> float:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitlab import paths
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -55,7 +56,7 @@ def render(rows: list[Row], results: Path | None = None) -> str:
     for row in rows:
         if row.file not in cache:
             path = results / row.file
-            cache[row.file] = json.loads(path.read_text()) if path.exists() else None
+            cache[row.file] = _read_json(path, row.command) if path.exists() else None
         document = cache[row.file]
         try:
             value = ("not run yet" if document is None
@@ -67,14 +68,33 @@ def render(rows: list[Row], results: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_json(path: Path, command: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON ({err}); regenerate it with `{command}`.") \
+            from None
+
+
+_BLOCK = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+
+
+def check_readme(readme: Path) -> str:
+    """The text of ``readme``; UserError unless it holds the results markers."""
+    if not readme.is_file():
+        raise UserError(f"{readme} does not exist; pass --readme PATH.")
+    text = readme.read_text()
+    if not _BLOCK.search(text):
+        raise UserError(f"{readme} has no {START} ... {END} block; add the two markers "
+                        "where the results table should go.")
+    return text
+
+
 def update_readme(table: str, readme: Path) -> None:
     """Replace what stands between the results markers of ``readme``."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no {START} ... {END} block")
+    text = check_readme(readme)
     with atomic_write(readme) as handle:
-        handle.write(pattern.sub(lambda _: f"{START}\n{table}{END}", text))
+        handle.write(_BLOCK.sub(lambda _: f"{START}\n{table}{END}", text))
 
 
 _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"

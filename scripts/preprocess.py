@@ -23,7 +23,7 @@ from sklearn.decomposition import PCA
 
 from digitlab import paths, plots
 from digitlab.data import minimnist
-from digitlab.errors import cli
+from digitlab.errors import UserError, cli
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 
@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--per-class", type=int, default=10, help="samples per digit in the grid")
     parser.add_argument("--seed", type=int, default=0, help="seed for picking the samples")
     args = parser.parse_args(argv)
+    if args.per_class < 1:
+        raise UserError(f"--per-class must be at least 1, got {args.per_class}.")
     rng = set_seed(args.seed)
     images, labels = minimnist.read_csv(args.input)
     out = Path(args.output_dir)

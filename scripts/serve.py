@@ -46,7 +46,11 @@ def main(argv=None):
         return
     from waitress import serve
 
-    serve(app, host=args.host, port=args.port, threads=args.threads)
+    try:
+        serve(app, host=args.host, port=args.port, threads=args.threads)
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
+                        "choose another --port or --host.") from None
 
 
 if __name__ == "__main__":

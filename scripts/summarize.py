@@ -17,7 +17,7 @@ from pathlib import Path
 from digitlab import paths
 from digitlab.errors import cli
 from digitlab.repro import atomic_write
-from digitlab.summary import ROWS, render, update_readme
+from digitlab.summary import ROWS, check_readme, render, update_readme
 
 
 @cli
@@ -31,6 +31,8 @@ def main(argv=None):
                         help="rewrite the table between the results markers of README.md")
     parser.add_argument("--readme", type=Path, default=paths.PROJECT_ROOT / "README.md")
     args = parser.parse_args(argv)
+    if args.update_readme:
+        check_readme(args.readme)  # before anything is written
     table = render(ROWS, args.results_dir)
     output = args.output or args.results_dir / "summary.md"
     with atomic_write(output) as handle:

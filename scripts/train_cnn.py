@@ -87,6 +87,12 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1.")
+    if (args.lr is not None and args.lr <= 0) or args.weight_decay < 0:
+        raise UserError("--lr must be positive and --weight-decay at least 0.")
+    for name in ("dropout", "label_smoothing"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}.")
     return args
 
 

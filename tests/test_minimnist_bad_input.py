@@ -105,3 +105,11 @@ def test_generate_rejects_bad_options_before_writing(project_root, capsys):
     assert "--width-min" in message
     assert list((project_root / "data").iterdir()) == []
     assert np.all([not p.exists() for p in (project_root / "results").iterdir()])
+
+
+def test_a_trailing_comma_on_every_row_does_not_shift_the_columns(tmp_path):
+    rows = [",".join([str(i)] * 72 + [str(i % 10)]) + "," for i in range(3)]
+    path = tmp_path / "trailing.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    pixels, labels = minimnist.read_csv(path)
+    assert pixels.reshape(3, -1)[:, 0].tolist() == [0, 1, 2] and labels.tolist() == [0, 1, 2]

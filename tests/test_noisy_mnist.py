@@ -148,3 +148,9 @@ def test_notebook_runs_in_quick_mode(project_root):
     assert metrics["run"]["config"]["quick"] is True
     for name in ("robustness.png", "cv_curves.png", "confusion_cnn.png", "curves_dnn.png"):
         assert (project_root / "results/noisy_mnist" / name).exists()
+
+
+def test_a_damaged_manifest_names_the_command_that_recreates_it(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"sets": [')
+    with pytest.raises(UserError, match="manifest.json is not a readable manifest.*make noisy"):
+        load_manifest(tmp_path)

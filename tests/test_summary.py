@@ -22,3 +22,18 @@ def test_readme_update_replaces_only_the_marked_block(tmp_path):
     readme.write_text(f"intro\n{START}\nold table\n{END}\noutro\n")
     update_readme("| new |\n", readme)
     assert readme.read_text() == f"intro\n{START}\n| new |\n{END}\noutro\n"
+
+
+def test_a_readme_without_markers_or_a_broken_results_file_is_reported_clearly(tmp_path):
+    import pytest
+
+    from digitlab.errors import UserError
+
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(UserError, match="has no .* block"):
+        update_readme("| t |\n", readme)
+    assert readme.read_text() == "no markers here\n"
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(UserError, match="m.json is not valid JSON.*`make t`"):
+        render([Row("T", "x", "m.json", "a", "pct", "make t")], tmp_path)

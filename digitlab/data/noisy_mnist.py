@@ -130,7 +130,11 @@ def load_manifest(root: str | Path | None = None) -> dict:
     path = Path(root or paths.noisy_mnist_dir()) / "manifest.json"
     if not path.is_file():
         raise UserError(f"{path} does not exist; create the noisy sets with {MAKE_COMMAND}.")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not a readable manifest ({err}); re-create the noisy sets "
+                        f"with {MAKE_COMMAND}.") from None
 
 
 def _load_array(path: Path) -> np.ndarray:

@@ -39,7 +39,8 @@ def read_table(path: str | os.PathLike, columns: Sequence[str], what: str = "a C
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty; {hint}.")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                          index_col=False)  # a trailing comma on data rows must not shift columns
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} has no header line; {hint}.") from None
     except pd.errors.ParserError as err:
