@@ -185,11 +185,12 @@ def evaluate_images(model: nn.Module, images, labels) -> dict:
 
 
 def add_noise(splits, kind: str, seed: int):
-    """Corrupt each split of an :class:`MNISTSplits` with ``kind`` (independent noise per split)."""
-    from digitlab.data.noise import corrupt  # the noisy-MNIST module, only needed here
+    """A copy of an :class:`MNISTSplits` with every split corrupted by ``kind``, using the
+    same per-split noise streams as the saved noisy sets (``make_noisy_mnist.py``)."""
+    from digitlab.data.noisy_mnist import corrupt_splits  # only needed with --noise
 
-    for index, split in enumerate(("train", "val", "test")):
-        name = f"{split}_images"
-        setattr(splits, name, corrupt(getattr(splits, name), kind, (seed, index)))
-    splits.description += f", corrupted with {kind} noise"
-    return splits
+    noisy = corrupt_splits(splits, kind, seed)
+    return dataclasses.replace(
+        splits, train_images=noisy.train_images, val_images=noisy.val_images,
+        test_images=noisy.test_images,
+        description=f"{splits.description}, corrupted with {kind} noise")

@@ -27,6 +27,7 @@ from digitlab.cnn_training import evaluate_images
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.data.noise import NOISE_TYPES, corrupt
+from digitlab.data.noisy_mnist import split_seed
 from digitlab.errors import UserError, cli
 from digitlab.plots import confusion_matrix
 from digitlab.repro import save_figure, save_json, save_metrics
@@ -81,7 +82,7 @@ def main(argv=None):
                         "the CNNs take 28x28; pass an MNIST-format image file.")
     if args.noise is not None:
 
-        images = corrupt(images, args.noise, (args.seed, 2))
+        images = corrupt(images, args.noise, split_seed(args.seed, "test"))
         name += f"_{args.noise}"
     test_set["noise"] = args.noise
     out = args.output_dir or paths.mnist_results() / "evaluation" / f"{checkpoint.stem}__{name}"

@@ -49,13 +49,18 @@ class NoisySet:
         return getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
 
 
+def split_seed(seed: int, split: str) -> tuple[int, int]:
+    """The noise stream of one split: every split of a set gets its own."""
+    return seed, SPLITS.index(split)
+
+
 def corrupt_splits(splits, kind: str, seed: int) -> NoisySet:
     """Corrupt every split of an ``MNISTSplits`` (or :class:`NoisySet`) with ``kind``."""
     arrays = {}
-    for index, split in enumerate(SPLITS):
+    for split in SPLITS:
         images = getattr(splits, f"{split}_images")
         arrays[f"{split}_images"] = (images if kind == "clean"
-                                     else noise.corrupt(images, kind, (seed, index)))
+                                     else noise.corrupt(images, kind, split_seed(seed, split)))
         arrays[f"{split}_labels"] = np.asarray(getattr(splits, f"{split}_labels"), np.int64)
     return NoisySet(kind, **arrays)
 
