@@ -98,37 +98,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     On any exception (including KeyboardInterrupt) the temporary file is
     removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_target(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
-    """Like :func:`atomic_write` for libraries that want a file *name*.
-
-    Yields a temporary path with the same suffix as ``path`` (so that e.g.
-    ``np.savez`` or ``torch.save`` behave), renamed over ``path`` on success.
-    """
-    return _atomic_target(Path(path))
+    with atomic_target(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 @contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Like :func:`atomic_write` for libraries that want a file *name*.
+
+    Yields a temporary path with the same suffix as ``path`` (so that e.g.
+    ``np.savez`` or ``torch.save`` behave); once the block ends without an
+    error it is flushed to disk and renamed over ``path``, else removed.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as handle:  # durable before it becomes visible
+            os.fsync(handle.fileno())
         _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

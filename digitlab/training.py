@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -169,9 +168,3 @@ def _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen, batch_sch
         correct += int((logits.detach().argmax(1) == yb).sum())
         seen += len(yb)
     return loss_sum, correct, seen
-
-
-def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
-    with atomic_target(path) as tmp:
-        torch.save(model.state_dict(), tmp)
-    return Path(path)

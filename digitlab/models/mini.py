@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from digitlab.data.minimnist import COLS, N_PIXELS, ROWS, scale
+from digitlab.data.minimnist import COLS, N_PIXELS, ROWS
 from digitlab.training import History, fit
 
 MLP_SIZES = (N_PIXELS, 20, 10, 10)
@@ -62,12 +61,6 @@ class TrainConfig:
     epochs: int = 300
     batch_size: int = 32
     patience: int = 40
-
-
-def to_tensors(pixels: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images or rows of 72 pixels -> (float32 (N, 72) scaled, int64 labels)."""
-    x = torch.from_numpy(scale(pixels).reshape(len(pixels), N_PIXELS))
-    return x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
 def train_model(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
