@@ -116,6 +116,7 @@ def fit(
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch", leave=False)
     for epoch in bar:
         start = time.perf_counter()
+        history.lr.append(optimizer.param_groups[0]["lr"])  # the rate this epoch starts with
         loss_sum, correct, seen = _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen,
                                                scheduler if step_scheduler_per_batch else None,
                                                autocast)
@@ -124,7 +125,6 @@ def fit(
         history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(loss_sum / seen)
         history.train_acc.append(correct / seen)
-        history.lr.append(optimizer.param_groups[0]["lr"])
         monitored = history.train_loss[-1]
         if val is not None:
             val_loss, val_acc = evaluate(model, *val, loss_fn=loss_fn)

@@ -90,3 +90,12 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     with atomic_write(target) as handle:
         handle.write("{}")
     assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
+
+
+def test_history_records_the_learning_rate_each_epoch_trained_with():
+    x, y = torch.randn(32, 2), torch.randint(0, 2, (32,))
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = fit(model, (x, y), None, optimizer, epochs=3, scheduler=scheduler, progress=False)
+    assert history.lr == [1.0, 0.5, 0.25]
