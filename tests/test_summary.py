@@ -37,3 +37,15 @@ def test_a_readme_without_markers_or_a_broken_results_file_is_reported_clearly(t
     (tmp_path / "m.json").write_text("{not json")
     with pytest.raises(UserError, match="m.json is not valid JSON.*`make t`"):
         render([Row("T", "x", "m.json", "a", "pct", "make t")], tmp_path)
+
+
+def test_a_glob_row_reads_the_newest_matching_file(tmp_path):
+    import os
+
+    for name, acc, mtime in (("test-embedded", 0.98, 1_000), ("test-local", 0.99, 2_000)):
+        folder = tmp_path / "eval" / name
+        folder.mkdir(parents=True)
+        (folder / "m.json").write_text(json.dumps({"acc": acc}))
+        os.utime(folder / "m.json", (mtime, mtime))
+    table = render([Row("T", "acc", "eval/test-*/m.json", "acc", "pct", "make t")], tmp_path)
+    assert "| T | acc | 99.0% |" in table
