@@ -47,15 +47,14 @@ import pandas as pd
 from IPython.display import display
 
 from digitlab import noisy, paths, plots
-from digitlab.data.noisy_mnist import SETS, load_manifest, load_set
+from digitlab.data.noisy_mnist import SETS, load_sets
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.training import set_threads
 
 set_seed(seed)
 threads = set_threads(1)  # small networks, batches of 64: a second thread mostly waits
 out = paths.noisy_results()
-manifest = load_manifest()
-sets = {name: load_set(name) for name in SETS}
+manifest, sets = load_sets(SETS)  # only sets the last make_noisy_mnist.py run wrote
 models = dict(noisy.MODELS)
 if quick:
     sets = {name: noisy.subsample(s, 200, 60, seed) for name, s in sets.items()}

@@ -154,3 +154,13 @@ def test_a_damaged_manifest_names_the_command_that_recreates_it(tmp_path):
     (tmp_path / "manifest.json").write_text('{"sets": [')
     with pytest.raises(UserError, match="manifest.json is not a readable manifest.*make noisy"):
         load_manifest(tmp_path)
+
+
+def test_sets_the_last_build_did_not_write_are_refused_not_mixed_in(project_root):
+    from digitlab.data.noisy_mnist import load_sets
+
+    make_sets("--noise", "awgn", "--seed", "1")
+    manifest, sets = load_sets(("clean", "awgn"))
+    assert manifest["seed"] == 1 and sets["awgn"].name == "awgn"
+    with pytest.raises(UserError, match="motion-blur.*not built by the last run.*--noise all"):
+        load_sets(("clean", "awgn", "motion-blur"))

@@ -142,6 +142,21 @@ def load_manifest(root: str | Path | None = None) -> dict:
                         f"with {MAKE_COMMAND}.") from None
 
 
+def load_sets(names=SETS, root: str | Path | None = None) -> tuple[dict, dict[str, NoisySet]]:
+    """The manifest and the sets ``names``, each of which the manifest must list.
+
+    Files of a set that the last ``make_noisy_mnist.py`` run did not write may come
+    from an older run (another seed or source); they are refused, not mixed in.
+    """
+    manifest = load_manifest(root)
+    missing = [name for name in names if name not in manifest.get("sets", [])]
+    if missing:
+        raise UserError(f"the noisy sets {', '.join(missing)} were not built by the last run "
+                        f"(its manifest lists {', '.join(manifest.get('sets', [])) or 'none'}); "
+                        "rebuild them all with python scripts/make_noisy_mnist.py --noise all (or make noisy).")
+    return manifest, {name: load_set(name, root) for name in names}
+
+
 def _load_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"{path} does not exist; create the noisy sets with {MAKE_COMMAND}.")
