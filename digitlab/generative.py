@@ -109,6 +109,15 @@ class BandwidthSearch:
                 "std_log_likelihood": finite(self.std_scores), "folds": self.folds,
                 "best_bandwidth": self.best}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> BandwidthSearch:
+        """Inverse of :meth:`as_dict` (None scores back to -inf)."""
+        def scores(values):
+            return np.array([-np.inf if v is None else v for v in values], dtype=float)
+
+        return cls(np.asarray(d["grid"], dtype=float), scores(d["mean_log_likelihood"]),
+                   scores(d["std_log_likelihood"]), int(d["folds"]), float(d["best_bandwidth"]))
+
 
 def select_bandwidth(latent: np.ndarray, kernel: str = "gaussian", grid=None,
                      folds: int = DEFAULT_CV_FOLDS, random_state: int = 0,
@@ -357,6 +366,31 @@ def load_generator(path: str | os.PathLike) -> DigitGenerator:
         raise UserError(f"{path} holds an inconsistent generator model ({_reason(err)}); "
                         f"refit it with {FIT_COMMAND}.") from None
     return model
+
+
+def saved_fit(images: np.ndarray, labels: np.ndarray, *, n_components: int, kernel: str,
+              bandwidth: float | str, folds: int, model_file=None, metrics_file=None
+              ) -> tuple[DigitGenerator, BandwidthSearch | None] | None:
+    """The model ``fit_generator.py`` saved and its bandwidth search, if it was fitted on
+    exactly these images with these settings; None otherwise (then fit a new one).
+
+    Saves the notebook a second cross-validated search right after ``make generator``.
+    """
+    metrics_file = Path(metrics_file or paths.generator_results() / "metrics.json")
+    try:
+        model = load_generator(model_file or model_path())
+        metrics = json.loads(metrics_file.read_text())
+        config, cv = metrics["run"]["config"], metrics["metrics"].get("bandwidth_cv")
+    except (UserError, OSError, ValueError, KeyError, TypeError):
+        return None
+    same = (model.n_components == n_components and model.kernel == kernel
+            and config.get("bandwidth") == bandwidth and config.get("background") == "auto"
+            and (cv is None or cv.get("folds") == folds)
+            and len(model.points) == len(images) and np.array_equal(model.labels, labels)
+            and np.allclose(model.encode(images), model.points, atol=1e-6))
+    if not same:
+        return None
+    return model, BandwidthSearch.from_dict(cv) if cv else None
 
 
 def _check_shapes(m: DigitGenerator) -> None:

@@ -89,9 +89,17 @@ print(f"fitting on {len(train_x)} training images; {len(test_x)} test images hel
 # the first k components of these training images.
 
 # %%
-model, search = generative.fit_generator(
-    train_x, train_y, n_components=n_components, bandwidth=bandwidth, kernel=kernel,
-    grid=grid, folds=folds, random_state=seed, metadata={"data": splits.summary()})
+# The model scripts/fit_generator.py saved is reused when it was fitted on these images
+# with these settings (as after `make generator`); otherwise the notebook fits its own.
+reused = None if quick else generative.saved_fit(
+    train_x, train_y, n_components=n_components, kernel=kernel, bandwidth=bandwidth, folds=folds)
+if reused is not None:
+    model, search = reused
+    print(f"using the saved generator {generative.model_path()}")
+else:
+    model, search = generative.fit_generator(
+        train_x, train_y, n_components=n_components, bandwidth=bandwidth, kernel=kernel,
+        grid=grid, folds=folds, random_state=seed, metadata={"data": splits.summary()})
 curve = generative.cumulative_variance(train_x)
 var_train = model.measured_variance_explained(train_x)
 var_test = model.measured_variance_explained(test_x)

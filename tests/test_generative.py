@@ -241,6 +241,25 @@ def test_fit_script_writes_model_metrics_and_figures(project_root):
         assert (project_root / f"results/generator/{figure}.png").stat().st_size > 0
 
 
+def test_the_notebook_reuses_the_saved_fit_only_for_the_same_images_and_settings(project_root):
+    script_main("fit_generator")(["--max-samples", "300", "--components", "10", "--cv-folds", "2",
+                                  "--source", "embedded"])
+    splits = load_mnist("embedded")
+    images, labels = gen.select_training_images(splits.train_images, splits.train_labels, 300, 0)
+    settings = {"n_components": 10, "kernel": "gaussian", "bandwidth": "cv", "folds": 2}
+    model, search = gen.saved_fit(images, labels, **settings)
+    assert model.bandwidth == search.best and search.folds == 2
+    assert np.isfinite(search.mean_scores).all()
+    assert gen.saved_fit(images, labels, **{**settings, "n_components": 12}) is None
+    assert gen.saved_fit(images, labels, **{**settings, "bandwidth": 0.5}) is None
+    assert gen.saved_fit(images, labels, **{**settings, "folds": 5}) is None
+    other = images.copy()
+    other[0] = 255 - other[0]
+    assert gen.saved_fit(other, labels, **settings) is None
+    (project_root / "results/generator/metrics.json").write_text("{broken")
+    assert gen.saved_fit(images, labels, **settings) is None
+
+
 def test_fit_script_refuses_bad_options_without_writing(project_root, capsys):
     main = script_main("fit_generator")
     for argv in (["--kernel", "cosine"], ["--cv-folds", "1"]):
