@@ -48,7 +48,17 @@ def start_server(port: int, threads: int, model_dir: Path | None, log) -> subpro
         command += ["--model-dir", str(model_dir)]
     # The server's log goes to a file: an unread pipe would fill up and stall it.
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 60
+    try:
+        wait_until_healthy(server, port, log)
+    except BaseException:  # no answer, no model, or Ctrl-C: never leave the server behind
+        server.kill()
+        server.wait(timeout=10)
+        raise
+    return server
+
+
+def wait_until_healthy(server: subprocess.Popen, port: int, log, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             log.seek(0)
@@ -58,13 +68,13 @@ def start_server(port: int, threads: int, model_dir: Path | None, log) -> subpro
             conn.request("GET", "/healthz")
             status = conn.getresponse().status
             conn.close()
-            if status == 200:
-                return server
-            raise UserError("the app has no fitted model; run `make generator` first.")
         except OSError:
             time.sleep(0.2)
-    server.kill()
-    raise UserError(f"the app did not answer on port {port} within 60 s.")
+            continue
+        if status != 200:
+            raise UserError("the app has no fitted model; run `make generator` first.")
+        return
+    raise UserError(f"the app did not answer on port {port} within {timeout:.0f} s.")
 
 
 def run_clients(port: int, clients: int, total: int, n_samples: int):
