@@ -153,7 +153,8 @@ def load_sets(names=SETS, root: str | Path | None = None) -> tuple[dict, dict[st
     if missing:
         raise UserError(f"the noisy sets {', '.join(missing)} were not built by the last run "
                         f"(its manifest lists {', '.join(manifest.get('sets', [])) or 'none'}); "
-                        "rebuild them all with python scripts/make_noisy_mnist.py --noise all (or make noisy).")
+                        "rebuild them all with python scripts/make_noisy_mnist.py --noise all "
+                        "(or make noisy).")
     return manifest, {name: load_set(name, root) for name in names}
 
 
