@@ -15,7 +15,6 @@ Target: 0 errors and p99 at most 150 ms on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import socket
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import generative, paths
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import save_metrics
 
 P99_TARGET_MS = 150.0
@@ -121,8 +120,7 @@ def run_clients(port: int, clients: int, total: int, n_samples: int):
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--n-samples", type=int, default=16, help="images per request")

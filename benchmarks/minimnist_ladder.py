@@ -19,7 +19,6 @@ ordered; random control: |ARI| <= 0.02 and MLP <= 20%.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 from digitlab import paths
 from digitlab.baselines import Part, fit_kmeans, run_ladder, stratified_split, validation_split
 from digitlab.data import minimnist
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.metrics import adjusted_rand_index
 from digitlab.repro import save_metrics
 from digitlab.training import set_threads
@@ -65,8 +64,7 @@ def checks(mean: dict[str, dict]) -> dict[str, bool]:
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     results = paths.mini_mnist_results()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="data, split and model seeds")

@@ -22,7 +22,6 @@ checkpoint goes to ``models/mnist_cnn_<noise>.pt``. A few minutes on two cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -32,7 +31,7 @@ from digitlab import noisy, paths
 from digitlab.cnn_training import add_noise
 from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.errors import cli
+from digitlab.errors import cli, script_parser
 from digitlab.repro import save_metrics, set_seed
 from digitlab.training import set_threads
 
@@ -76,8 +75,7 @@ def run_dense(key: str, splits, seed: int) -> dict:
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--source", choices=SOURCES, default="embedded", help="MNIST source")
     parser.add_argument("--noise", choices=NOISE_TYPES, default="awgn")
     parser.add_argument("--seed", type=int, default=0)

@@ -12,13 +12,12 @@ under 15 minutes on 2 cores, `make test` a few minutes.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import time
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import save_metrics
 
 
@@ -37,8 +36,7 @@ def time_target(target: str, log_dir: Path) -> dict:
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--targets", nargs="+", default=["all", "test"], help="make targets")
     parser.add_argument("--output", type=Path, default=paths.results_dir() / "pipeline_time.json")
     args = parser.parse_args(argv)

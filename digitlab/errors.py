@@ -1,4 +1,5 @@
-"""User-facing errors and the command-line wrapper that reports them.
+"""User-facing errors, the command-line wrapper that reports them, and the
+argument parser every script starts from.
 
 A :class:`UserError` is something the person running a script can fix (a
 missing file, a malformed CSV, a bad option). Scripts report it as one
@@ -7,6 +8,7 @@ sentence on stderr with exit status 2 instead of a traceback.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable, Sequence
@@ -31,3 +33,10 @@ def cli(main: Callable[[Sequence[str] | None], object]):
             raise SystemExit(130) from None
 
     return wrapped
+
+
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose description is the first paragraph of the script's docstring and
+    whose ``--help`` shows every default."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -14,7 +14,6 @@ digitlab.data.minimnist.scale before clustering.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ import numpy as np
 from digitlab import paths, plots
 from digitlab.baselines import fit_kmeans
 from digitlab.data import minimnist
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed
 
 ASSIGNMENT_COLUMNS = ("row", "cluster")
@@ -30,8 +29,7 @@ ASSIGNMENT_COLUMNS = ("row", "cluster")
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--input", default=str(paths.mini_mnist_csv()), help="Mini MNIST CSV")
     parser.add_argument("--output-dir", default=str(paths.mini_mnist_results()),
                         help="folder for the assignments, centroid figure and metrics")

@@ -18,7 +18,6 @@ but not the labels.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from digitlab import paths, plots
 from digitlab.data import minimnist
 from digitlab.data.tables import check_integer_range, read_table
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.metrics import clustering_summary
 from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed
 
@@ -58,8 +57,7 @@ def mapping_rows(summary: dict) -> list[tuple[int, int, int, float]]:
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     results = paths.mini_mnist_results()
     parser.add_argument("--input", default=str(paths.mini_mnist_csv()), help="Mini MNIST CSV")
     parser.add_argument("--assignments", default=str(results / "kmeans_assignments.csv"),

@@ -17,7 +17,6 @@ the test set and the checkpoint's training data) and ``confusion_matrix.png``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -28,15 +27,14 @@ from digitlab.data.idx import load_idx_pair
 from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.data.noise import NOISE_TYPES, corrupt
 from digitlab.data.noisy_mnist import split_seed
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.plots import confusion_matrix
 from digitlab.repro import save_figure, save_json, save_metrics
 from digitlab.training import set_threads
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="saved model (default: models/mnist_cnn.pt)")
     parser.add_argument("--images", type=Path, default=None, help="IDX image file (.gz or raw)")

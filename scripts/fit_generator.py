@@ -23,7 +23,7 @@ import numpy as np
 
 from digitlab import generative, paths
 from digitlab.data.mnist import SOURCES, load_mnist
-from digitlab.errors import cli
+from digitlab.errors import cli, script_parser
 from digitlab.plots import image_mosaic, line_plot
 from digitlab.repro import save_figure, save_metrics, set_seed
 
@@ -46,8 +46,7 @@ def number_or(word: str):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--components", type=int, default=generative.DEFAULT_COMPONENTS,
                         help="PCA components kept")
     parser.add_argument("--bandwidth", type=number_or("cv"), default="cv",

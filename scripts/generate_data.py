@@ -22,14 +22,13 @@ import numpy as np
 
 from digitlab import paths
 from digitlab.data import minimnist
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import save_metrics
 
 
 def parse_args(argv):
     results = paths.mini_mnist_results()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--n-per-class", type=int, default=100, help="images per digit")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--difficulty", choices=sorted(minimnist.PRESETS), default="default",

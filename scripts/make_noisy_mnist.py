@@ -15,7 +15,6 @@ on the embedded 5,000 digits.
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import numpy as np
@@ -31,7 +30,7 @@ from digitlab.data.noisy_mnist import (
     save_set,
     snr_report,
 )
-from digitlab.errors import cli
+from digitlab.errors import cli, script_parser
 from digitlab.plots import image_grid
 from digitlab.repro import save_figure, save_metrics
 
@@ -47,8 +46,7 @@ def sample_figure(clean: np.ndarray, noisy: np.ndarray, labels: np.ndarray, kind
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--source", choices=SOURCES, default="auto", help="MNIST source")
     parser.add_argument("--noise", nargs="+", choices=[*noise.NOISE_TYPES, "all"],
                         default=["all"], help="noise types to build")

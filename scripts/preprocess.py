@@ -15,7 +15,6 @@ model uses, digitlab.data.minimnist.scale: pixel / 255).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from sklearn.decomposition import PCA
 
 from digitlab import paths, plots
 from digitlab.data import minimnist
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 
@@ -36,8 +35,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, per_class: int,
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--input", default=str(paths.mini_mnist_csv()), help="Mini MNIST CSV")
     parser.add_argument("--output-dir", default=str(paths.mini_mnist_results()),
                         help="folder for the figures and preprocess_metrics.json")

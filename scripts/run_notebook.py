@@ -10,11 +10,10 @@ figures and metrics the notebook itself writes under ``results/``.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from digitlab import paths
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.notebooks import execute_notebook
 
 
@@ -28,8 +27,7 @@ def parse_value(text: str):
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("name", help="notebook name, without .ipynb")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="override a parameter")

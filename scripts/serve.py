@@ -12,16 +12,14 @@ Result: the page at ``/`` generates digits on demand; ``POST /generate``,
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.web import create_app
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads")

@@ -14,7 +14,6 @@ train_mini_mnist reads these four files.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,13 @@ import numpy as np
 from digitlab import paths, plots
 from digitlab.data import minimnist
 from digitlab.data.splits import stratified_indices
-from digitlab.errors import UserError, cli
+from digitlab.errors import UserError, cli, script_parser
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--input", default=str(paths.mini_mnist_csv()), help="Mini MNIST CSV")
     parser.add_argument("--output-dir", default=str(paths.data_dir()),
                         help="folder for X_train.csv, X_test.csv, y_train.csv, y_test.csv")

@@ -11,19 +11,17 @@ results/, with the command that regenerates it; missing files are shown as
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.errors import cli
+from digitlab.errors import cli, script_parser
 from digitlab.repro import atomic_write
 from digitlab.summary import ROWS, check_readme, render, update_readme
 
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--results-dir", type=Path, default=paths.results_dir())
     parser.add_argument("--output", type=Path, default=None,
                         help="summary file (default: RESULTS_DIR/summary.md)")
