@@ -5,7 +5,8 @@ Usage:
     python benchmarks/mnist_cnn.py --quick       # 1 epoch each, seconds: checks the plumbing
 
 Both networks are trained in the same run, on the same data (``--source``,
-default auto: the embedded 3,500 / 500 / 1,000 split offline), with the same
+default auto: offline, the 3,500 training and 500 validation digits of the
+embedded subset together, scored on its 1,000 test digits), with the same
 threads (one per core): the best CNN with its recipe (``digitlab.cnn_training.BEST``)
 and the reference network with the example's recipe (Adadelta lr 1.0, StepLR
 gamma 0.7, batch 64, 14 epochs, no augmentation). Before that, a short timing
@@ -19,7 +20,6 @@ Target: best CNN >= 99.0% test accuracy in <= 60 s of training on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from digitlab import paths
-from digitlab.cnn_training import BEST, REFERENCE, as_tensors, evaluate_images, train_cnn
+from digitlab.cnn_training import BEST, REFERENCE, as_tensors, train_and_score
 from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.data.transforms import RandomAffine
-from digitlab.errors import cli
-from digitlab.models.cnn import build_cnn, count_parameters
+from digitlab.errors import cli, script_parser
+from digitlab.models.cnn import build_cnn
 from digitlab.repro import save_metrics, set_seed
 from digitlab.training import set_threads
 
@@ -74,19 +74,14 @@ def speed_options(config, train, steps: int) -> dict[str, float]:
             for name, (bf16, cl) in settings.items()}
 
 
-def run(name, config, train, val, splits, seed, progress) -> dict:
-    model, history = train_cnn(config, train, val, seed=seed, progress=progress)
-    test = evaluate_images(model, splits.test_images, splits.test_labels)
-    epochs = len(history.train_loss)
+def run(name, config, splits, seed, progress) -> dict:
+    model, _, metrics = train_and_score(config, splits, seed=seed, progress=progress)
     result = {
         "arch": config.arch,
-        "test_accuracy": test["accuracy"],
-        "val_accuracy": evaluate_images(model, splits.val_images, splits.val_labels)["accuracy"],
-        "train_seconds": history.train_seconds,
-        "epochs": epochs,  # per network; an ensemble trains each member this long
+        **{key: metrics[key] for key in ("test_accuracy", "n_train", "train_seconds",
+                                         "images_per_second", "n_parameters")},
+        "epochs": metrics["epochs_run"],  # per network; each ensemble member trains this long
         "networks": config.model_kwargs.get("members", 1),
-        "images_per_second": epochs * len(train[1]) / history.train_seconds,
-        "n_parameters": count_parameters(model),
         "config": config.as_dict(),
     }
     print(f"{name:>9}: test accuracy {result['test_accuracy']:.4f}, "
@@ -97,8 +92,7 @@ def run(name, config, train, val, splits, seed, progress) -> dict:
 
 @cli
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--source", choices=SOURCES, default="auto")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="MNIST-format folder (default: data/raw/mnist)")
@@ -127,13 +121,14 @@ def main(argv=None):
     splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     train = as_tensors(splits.train_images, splits.train_labels)
     val = as_tensors(splits.val_images, splits.val_labels)
-    print(f"data: {splits.description} (train {len(train[1])}, test {len(splits.test_labels)}); "
+    print(f"data: {splits.description} (train {len(train[1])}, validation {len(val[1])}, "
+          f"test {len(splits.test_labels)}); "
           f"{threads} thread(s)")
 
     speeds = speed_options(best, train, steps)
     print("best CNN training step, images/s: " +
           ", ".join(f"{name} {value:.0f}" for name, value in speeds.items()))
-    results = {name: run(name, config, train, val, splits, args.seed, not args.no_progress)
+    results = {name: run(name, config, splits, args.seed, not args.no_progress)
                for name, config in (("best", best), ("reference", reference))}
     b, r = results["best"], results["reference"]
     ratios = {

@@ -88,16 +88,21 @@ def confusion_matrix(cm: np.ndarray, labels: Sequence[str] | None = None,
 
 
 def bar_chart(values: Mapping[str, float], title: str, ylabel: str = "accuracy",
-              errors: Mapping[str, float] | None = None, fmt: str = "{:.3f}") -> Figure:
-    """Bars with their values written on top (e.g. a ladder of models)."""
+              errors: Mapping[str, float] | None = None, fmt: str = "{:.3f}",
+              ylim: tuple[float, float] | None = None) -> Figure:
+    """Bars with their values written on top (e.g. a ladder of models); ``ylim`` zooms
+    in on close values."""
     names = list(values)
     heights = [values[n] for n in names]
     yerr = [errors.get(n, 0.0) for n in names] if errors else None
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names)), 3.6))
     bars = ax.bar(names, heights, yerr=yerr, capsize=4, color=[f"C{i}" for i in range(len(names))])
-    for bar, height in zip(bars, heights, strict=True):
-        ax.annotate(fmt.format(height), (bar.get_x() + bar.get_width() / 2, height),
+    tops = [h + (e or 0.0) for h, e in zip(heights, yerr or [0.0] * len(heights), strict=True)]
+    for bar, height, top in zip(bars, heights, tops, strict=True):
+        ax.annotate(fmt.format(height), (bar.get_x() + bar.get_width() / 2, top),
                     ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=20)

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from digitlab.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.cnn_training import REFERENCE, TrainConfig, as_tensors, train_cnn
+from digitlab.cnn_training import (
+    REFERENCE,
+    TrainConfig,
+    as_tensors,
+    cross_validate_recipe,
+    train_cnn,
+)
 from digitlab.data.mnist import write_mnist_folder
 from digitlab.data.transforms import (
     BACKGROUND,
@@ -142,6 +148,18 @@ def test_training_recipe_learns_and_is_deterministic():
     assert REFERENCE.optimizer == "adadelta" and REFERENCE.epochs == 14
 
 
+def test_recipe_cross_validation_predicts_each_digit_with_a_network_that_never_saw_it():
+    # cnn2 memorises 60 digits in 15 epochs; with shuffled labels only a leak would score.
+    config = TrainConfig(arch="cnn2", epochs=15, batch_size=10, lr=0.003, optimizer="adam",
+                         augment=False, train_on_val=True)
+    images, labels = digits(120, 8)
+    learnable = cross_validate_recipe(config, images, labels, folds=2)
+    assert learnable["accuracy"] > 0.9 and learnable["n_images"] == 120
+    assert len(learnable["fold_accuracy"]) == 2
+    shuffled = np.random.default_rng(0).permutation(labels)
+    assert cross_validate_recipe(config, images, shuffled, folds=2)["accuracy"] < 0.35
+
+
 def test_ensemble_averages_member_probabilities_and_round_trips(tmp_path):
     train = as_tensors(*digits(60, 7))
     config = TrainConfig(arch="best", model_kwargs={"width": 4, "members": 2}, epochs=1,
@@ -173,6 +191,10 @@ def test_train_then_evaluate_scripts_on_idx_files(project_root, tiny_mnist, caps
     assert metrics["data"]["source"] == "local" and metrics["data"]["n_test"] == 60
     assert metrics["metrics"]["test_accuracy"] > 0.8
     assert (project_root / "results/mnist/mnist_cnn/training_curves.png").stat().st_size > 0
+    # The default folds the validation digits into training and then reports no validation score.
+    data = metrics["data"]
+    assert metrics["metrics"]["n_train"] == data["n_train"] + data["n_val"]
+    assert metrics["metrics"]["val_accuracy"] is None
 
     evaluate_main(["--checkpoint", str(checkpoint),
                    "--images", str(tiny_mnist / "t10k-images-idx3-ubyte.gz"),
@@ -188,6 +210,12 @@ def test_train_then_evaluate_scripts_on_idx_files(project_root, tiny_mnist, caps
     noisy = json.loads((project_root / "results/mnist/evaluation/mnist_cnn__test-local_awgn"
                         / "metrics.json").read_text())
     assert noisy["test_set"]["noise"] == "awgn" and noisy["metrics"]["n"] == 60
+
+    train_main(["--arch", "cnn2", "--epochs", "1", "--no-train-on-val", "--name", "held_out",
+                "--no-progress", "--threads", "1"])
+    held = json.loads((project_root / "results/mnist/held_out/metrics.json").read_text())
+    assert held["metrics"]["n_train"] == held["data"]["n_train"]
+    assert 0 <= held["metrics"]["val_accuracy"] <= 1
 
 
 def test_evaluate_script_errors_are_one_sentence(project_root, tiny_mnist, capsys):
