@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
-	minimnist-bench mnist-bench mnist-recipe noisy-bench app-bench benchmarks summary pipeline-time
+	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench benchmarks summary \
+	pipeline-time
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -52,7 +53,7 @@ mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network, speed and accuracy (a few minutes)
 	$(PY) benchmarks/mnist_cnn.py --seed $(SEED)
 
-mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (~10 min)
+mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (8 candidates x 4 folds: the longest run)
 	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
@@ -61,6 +62,9 @@ noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 
 noisy-bench: setup ## Noisy MNIST target: best CNN vs DNN on AWGN digits (a few minutes)
 	$(PY) benchmarks/noisy_mnist.py --seed $(SEED)
+
+noisy-recipe: setup ## Noisy MNIST: the best CNN's recipe candidates compared on awgn digits by cross-validation (as long as mnist-recipe)
+	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED)
 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
 	$(PY) scripts/fit_generator.py --seed $(SEED)

@@ -1,8 +1,9 @@
 """How the best CNN's recipe was chosen: cross-validation on train + validation only.
 
 Usage:
-    python benchmarks/mnist_cnn_recipe.py            # every candidate (~8 min on 2 cores)
+    python benchmarks/mnist_cnn_recipe.py            # 8 candidates x 4 folds: the longest benchmark
     python benchmarks/mnist_cnn_recipe.py --quick    # 2 folds, 1 epoch, 400 digits: plumbing
+    python benchmarks/mnist_cnn_recipe.py --noise awgn   # the same candidates on noisy digits
 
 Each candidate changes one thing in the recipe of the best CNN's family
 (epochs, dropout, stronger augmentation, width, two networks averaged). It is
@@ -17,7 +18,9 @@ cores; ``make mnist-bench`` times the chosen one. ``digitlab.cnn_training.BEST``
 is that candidate, trained on all 4,000 digits.
 
 Prints one line per candidate; writes ``results/mnist/recipe_selection.json``
-and ``results/mnist/recipe_selection.png``.
+and ``results/mnist/recipe_selection.png`` (with ``--noise``:
+``results/noisy_mnist/recipe_selection_<noise>.json`` and ``.png``, the same
+candidates compared on the corrupted digits).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cnn_training import BEST, cross_validate_recipe
+from digitlab.cnn_training import BEST, add_noise, cross_validate_recipe
 from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.data.noise import NOISE_TYPES
 from digitlab.errors import cli, script_parser
 from digitlab.plots import bar_chart
 from digitlab.repro import save_figure, save_metrics, set_seed
@@ -79,6 +83,8 @@ def plot_candidates(results: dict, folds: int, path: Path) -> None:
 def main(argv=None):
     parser = script_parser(__doc__)
     parser.add_argument("--source", choices=SOURCES, default="embedded")
+    parser.add_argument("--noise", choices=NOISE_TYPES, default=None,
+                        help="compare the candidates on digits corrupted with this noise")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--quick", action="store_true",
                         help="2 folds, 1 epoch, 400 digits: checks the plumbing in seconds")
@@ -90,6 +96,8 @@ def main(argv=None):
     threads = set_threads()
     set_seed(args.seed)
     splits = load_mnist(args.source, seed=args.seed)
+    if args.noise is not None:
+        splits = add_noise(splits, args.noise, args.seed)
     images = np.concatenate([splits.train_images, splits.val_images])
     labels = np.concatenate([splits.train_labels, splits.val_labels])
     folds = args.folds
@@ -109,13 +117,14 @@ def main(argv=None):
               f"{scores['log_loss']:.4f}, {results[name]['seconds_per_fold']:.1f} s per fold")
     chosen = min(results, key=lambda name: results[name]["log_loss"])
     print(f"lowest out-of-fold log-loss: {chosen}")
-    output = args.output or paths.mnist_results() / "recipe_selection.json"
+    output = args.output or (paths.mnist_results() / "recipe_selection.json" if args.noise is None
+                             else paths.noisy_results() / f"recipe_selection_{args.noise}.json")
     plot_candidates(results, folds, output.with_suffix(".png"))
     save_metrics(output, {"candidates": results, "chosen": chosen,
                           "chosen_accuracy": results[chosen]["accuracy"],
                           "chosen_log_loss": results[chosen]["log_loss"]},
                  seed=args.seed, config={**vars(args), "threads": threads},
-                 data=splits.summary())
+                 data={**splits.summary(), "noise": args.noise})
     print(f"written: {output}")
 
 
