@@ -10,12 +10,12 @@ Usage:
 Result: ``models/mnist_cnn.pt`` (``models/mnist_cnn_<noise>.pt`` with --noise), and
 ``results/mnist/<name>/metrics.json`` (test accuracy, training seconds, images per
 second, per-epoch history, data source) with ``training_curves.png`` beside it.
-The defaults train the best CNN (two small networks averaged,
-``digitlab.cnn_training.BEST``, whose recipe was chosen by cross-validation on
-train + validation, ``benchmarks/mnist_cnn_recipe.py``) on the training and
-validation digits together, so no validation accuracy is reported;
-``--no-train-on-val`` keeps validation out and reports it. On the offline
-embedded data (4,000 digits) that takes about a minute on two cores. Test
+The defaults train the best CNN (``digitlab.cnn_training.BEST``, whose recipe
+was chosen by cross-validation on train + validation,
+``benchmarks/mnist_cnn_recipe.py``) on the training and validation digits
+together, so no validation accuracy is reported; ``--no-train-on-val`` keeps
+validation out and reports it. On the offline embedded data (4,000 digits)
+that takes under a minute on two cores. Test
 accuracy is in metrics.json under ``metrics.test_accuracy``.
 """
 
