@@ -154,3 +154,17 @@ def test_a_corrupted_model_file_is_reported_not_raised(tmp_path):
     reply = create_app(tmp_path).test_client().post("/generate", json={"n_samples": 1})
     assert reply.status_code == 503 and "is not a readable generator model" in \
         reply.get_json()["error"]
+
+
+def test_a_digit_the_model_was_not_fitted_on_is_a_clear_400(tmp_path):
+    splits = load_mnist("embedded")
+    low = splits.train_labels < 5
+    model, _ = gen.fit_generator(splits.train_images[low][:200], splits.train_labels[low][:200],
+                                 n_components=8, bandwidth=0.4, progress=False)
+    model.save(gen.model_path(tmp_path))
+    client = create_app(tmp_path).test_client()
+    answer = client.post("/generate", json={"n_samples": 2, "digit": 7})
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert body["success"] is False and "digit 7 is not one" in body["error"]
+    assert client.post("/generate", json={"n_samples": 2, "digit": 3}).status_code == 200

@@ -121,9 +121,10 @@ def create_app(model_dir: str | os.PathLike | None = None) -> Flask:
             n, digit, seed = parse_generate(payload)
         except BadRequest as err:
             return _error(str(err), 400)
-        if digit is not None and digit not in model.digits:
-            return _error(f"the model has no samples of digit {digit}.", 400)
-        images = model.sample(n, digit=digit, seed=seed)
+        try:
+            images = model.sample(n, digit=digit, seed=seed)
+        except UserError as err:  # a digit the model was not fitted on
+            return _error(str(err), 400)
         return jsonify(success=True, images=png_data_uris(images),
                        count=len(images))
 
