@@ -10,7 +10,7 @@
   channels, max-pool, dropout 0.25, a 128-unit layer, dropout 0.5.
 - ``best``: the project's best CNN: small batch-normalised 3x3 conv stages and
   global average pooling (``members > 1``: an ensemble of such networks);
-  compact enough to train in about a minute on two CPU cores
+  compact enough to train in under a minute on two CPU cores
   (``benchmarks/mnist_cnn.py`` measures it against ``reference``).
 """
 
