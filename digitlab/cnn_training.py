@@ -15,6 +15,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -241,6 +242,10 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, folds: int = 4
 
     from digitlab.training import predict_logits
 
+    smallest_class = int(np.bincount(np.asarray(labels)).min()) if len(labels) else 0
+    if not 2 <= folds <= smallest_class:
+        raise UserError(f"cross-validation needs 2 to {smallest_class} folds for these "
+                        f"{len(labels)} digits (each fold holds every digit), got {folds}.")
     x, y = as_tensors(images, labels)
     logits, fold_accuracy, fold_log_loss = torch.zeros(len(y), 10), [], []
     config = config.replace(train_on_val=False)

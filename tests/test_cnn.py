@@ -158,6 +158,9 @@ def test_recipe_cross_validation_predicts_each_digit_with_a_network_that_never_s
     assert len(learnable["fold_accuracy"]) == 2
     shuffled = np.random.default_rng(0).permutation(labels)
     assert cross_validate_recipe(config, images, shuffled, folds=2)["accuracy"] < 0.35
+    for folds in (1, 13):  # 120 digits hold 12 of each: at most 12 stratified folds
+        with pytest.raises(UserError, match="needs 2 to 12 folds"):
+            cross_validate_recipe(config, images, labels, folds=folds)
 
 
 def test_ensemble_averages_member_probabilities_and_round_trips(tmp_path):
