@@ -49,9 +49,9 @@ from torch import nn
 
 from digitlab import paths, plots
 from digitlab.checkpoint import load_checkpoint, save_checkpoint
+from digitlab.cnn_training import as_tensors
 from digitlab.data.mnist import load_mnist
 from digitlab.data.subsets import head
-from digitlab.data.transforms import to_tensor
 from digitlab.models.cnn import build_cnn, count_parameters
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.training import fit, set_threads
@@ -66,7 +66,7 @@ if quick:
 # %% [markdown]
 # ## Prepare the data
 #
-# `to_tensor` turns uint8 images into float tensors of shape `(N, 1, 28, 28)`
+# `as_tensors` turns uint8 images into float tensors of shape `(N, 1, 28, 28)`
 # (one channel), normalised with the MNIST mean and standard deviation.
 # `cross_entropy` takes integer labels directly, so no one-hot encoding is needed.
 
@@ -74,8 +74,8 @@ if quick:
 splits = load_mnist(source, seed=seed)
 if quick:
     splits = head(splits, n_train=300, n_val=200, n_test=200)
-train = (to_tensor(splits.train_images), torch.as_tensor(splits.train_labels))
-val = (to_tensor(splits.val_images), torch.as_tensor(splits.val_labels))
+train = as_tensors(splits.train_images, splits.train_labels)
+val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)
 print(f"train {tuple(train[0].shape)}, validation {tuple(val[0].shape)}")
 

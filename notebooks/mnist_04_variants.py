@@ -53,12 +53,11 @@ threads = 1  # torch threads (0: one per core); one was faster than two on a sha
 
 # %%
 import numpy as np
-import torch
 
 from digitlab import paths, plots
+from digitlab.cnn_training import as_tensors
 from digitlab.data.mnist import load_mnist
 from digitlab.data.subsets import head
-from digitlab.data.transforms import to_tensor
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.training import set_threads
 from digitlab.variants import CONVERGENCE_TOLERANCE, OPTIMIZERS, VARIANTS, variants_study
@@ -76,8 +75,8 @@ if quick:
 splits = load_mnist(source, seed=seed)
 if quick:
     splits = head(splits, n_train=300, n_val=200, n_test=200)
-train = (to_tensor(splits.train_images), torch.as_tensor(splits.train_labels))
-val = (to_tensor(splits.val_images), torch.as_tensor(splits.val_labels))
+train = as_tensors(splits.train_images, splits.train_labels)
+val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)
 
 # %% [markdown]
