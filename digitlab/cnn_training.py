@@ -203,7 +203,8 @@ def train_and_score(config: TrainConfig, splits, *, seed: int = 0, progress: boo
     val = as_tensors(splits.val_images, splits.val_labels)
     model, history = train_cnn(config, train, val, seed=seed, progress=progress)
     test = evaluate_images(model, splits.test_images, splits.test_labels)
-    n_train, epochs = len(fit_data(config, train, val)[0][1]), len(history.train_loss)
+    n_train = len(train[1]) + (len(val[1]) if config.train_on_val else 0)
+    epochs = len(history.train_loss)
     # Validation digits the model trained on say nothing about it: no validation score then.
     val_accuracy = None if config.train_on_val else evaluate_images(
         model, splits.val_images, splits.val_labels)["accuracy"]
@@ -242,7 +243,7 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, folds: int = 4
 
     from digitlab.training import predict_logits
 
-    smallest_class = int(np.bincount(np.asarray(labels)).min()) if len(labels) else 0
+    smallest_class = int(np.unique(labels, return_counts=True)[1].min()) if len(labels) else 0
     if not 2 <= folds <= smallest_class:
         raise UserError(f"cross-validation needs 2 to {smallest_class} folds for these "
                         f"{len(labels)} digits (each fold holds every digit), got {folds}.")
