@@ -68,18 +68,30 @@ def confusion_matrix(cm: np.ndarray, labels: Sequence[str] | None = None,
     """Heatmap of a confusion (or contingency) matrix with the counts written in."""
     cm = np.asarray(cm)
     shown = cm / cm.sum(axis=1, keepdims=True).clip(min=1) if normalize else cm
+    texts = [[f"{v:.2f}" if normalize else f"{c}" for v, c in zip(row_v, row_c, strict=True)]
+             for row_v, row_c in zip(shown, cm, strict=True)]
+    rows = labels if labels is not None else range(cm.shape[0])
+    cols = labels if labels is not None else range(cm.shape[1])
     fig, ax = plt.subplots(figsize=(0.5 * cm.shape[1] + 2.5, 0.5 * cm.shape[0] + 2))
-    im = ax.imshow(shown, cmap="Blues")
+    _annotated_image(fig, ax, shown, texts, "Blues", fontsize=7)
+    ax.set_xticks(range(cm.shape[1]), cols)
+    ax.set_yticks(range(cm.shape[0]), rows)
+    return _finish(fig, ax, title, xlabel, ylabel)
+
+
+def _annotated_image(fig, ax, values: np.ndarray, texts, cmap: str, fontsize: int) -> None:
+    """``values`` as a coloured grid with a colour bar and ``texts[i][j]`` in each cell,
+    in black or white, whichever reads better on that cell's colour."""
+    im = ax.imshow(values, cmap=cmap)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    xt = labels if labels is not None else range(cm.shape[1])
-    yt = labels if labels is not None else range(cm.shape[0])
-    ax.set_xticks(range(cm.shape[1]), xt)
-    ax.set_yticks(range(cm.shape[0]), yt)
-    threshold = shown.max() / 2 if shown.size else 0
-    for (i, j), value in np.ndenumerate(cm):
-        text = f"{shown[i, j]:.2f}" if normalize else f"{value}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                color="white" if shown[i, j] > threshold else "black")
+    for (i, j), value in np.ndenumerate(values):
+        red, green, blue, _ = im.cmap(im.norm(value))
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived brightness
+        ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=fontsize,
+                color="black" if light else "white")
+
+
+def _finish(fig, ax, title: str, xlabel: str, ylabel: str) -> Figure:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -117,19 +129,11 @@ def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[
     """A labelled heatmap of real values (e.g. a train-noise × test-noise matrix)."""
     matrix = np.asarray(matrix, dtype=float)
     fig, ax = plt.subplots(figsize=(1.3 * len(col_labels) + 2.5, 0.9 * len(row_labels) + 1.8))
-    im = ax.imshow(matrix, cmap=cmap)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    _annotated_image(fig, ax, matrix, [[fmt.format(v) for v in row] for row in matrix], cmap,
+                     fontsize=8)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=20)
     ax.set_yticks(range(len(row_labels)), row_labels)
-    mid = np.nanmean(matrix)
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8,
-                color="black" if value > mid else "white")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, title, xlabel, ylabel)
 
 
 def line_plot(x: np.ndarray, series: Mapping[str, np.ndarray], title: str, xlabel: str,

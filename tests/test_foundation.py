@@ -99,3 +99,23 @@ def test_history_records_the_learning_rate_each_epoch_trained_with():
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = fit(model, (x, y), None, optimizer, epochs=3, scheduler=scheduler, progress=False)
     assert history.lr == [1.0, 0.5, 0.25]
+
+
+@pytest.mark.parametrize("cmap", ["Blues", "viridis"])
+def test_heatmap_cell_text_stays_readable_on_dark_and_light_cells(cmap):
+    import matplotlib.pyplot as plt
+
+    from digitlab import plots
+
+    counts = np.array([[90, 0], [3, 60]])
+    figures = [plots.heatmap(counts, ["a", "b"], ["a", "b"], "t", fmt="{:.0f}", cmap=cmap)]
+    if cmap == "Blues":
+        figures.append(plots.confusion_matrix(counts))
+    for fig in figures:
+        texts = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+        assert set(texts) == {"90", "0", "3", "60"}
+        # Blues darkens with the count, viridis lightens: the text colour must follow.
+        dark_cell = "90" if cmap == "Blues" else "0"
+        light_cell = "0" if cmap == "Blues" else "90"
+        assert texts[dark_cell] == "white" and texts[light_cell] == "black"
+        plt.close(fig)
