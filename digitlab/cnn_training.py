@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitlab.data.transforms import RandomAffine, to_tensor
+from digitlab.data.transforms import FreshCorruption, RandomAffine, to_tensor
 from digitlab.errors import UserError
 from digitlab.models.cnn import Ensemble, build_cnn
 from digitlab.training import History, fit
@@ -51,6 +51,10 @@ class TrainConfig:
     # Fold the validation split into training (fixed epochs, nothing restored from
     # validation): for a final model whose recipe was already chosen on validation.
     train_on_val: bool = False
+    # A noise kind (digitlab.data.noise): the training images are clean and every batch
+    # is corrupted with new noise of this kind after augmentation (FreshCorruption).
+    # Validation and test images stay the fixed, seeded noisy sets.
+    fresh_noise: str | None = None
     # CPU speed-ups (benchmarks/mnist_cnn.py measures them): bfloat16 autocast for the
     # training forward passes and the channels-last memory layout for the convolutions.
     bf16: bool = False
@@ -162,12 +166,14 @@ def _fit_one(model, config: TrainConfig, train, val, seed, checkpoint, progress,
     def loss_fn(logits, target):
         return F.cross_entropy(logits, target, label_smoothing=smoothing)
 
+    augment = RandomAffine(**config.augment_params) if config.augment else None
+    if config.fresh_noise is not None:
+        augment = FreshCorruption(config.fresh_noise, augment)
     return fit(
         model, train, val, optimizer, epochs=config.epochs, batch_size=config.batch_size,
         loss_fn=loss_fn if smoothing else F.cross_entropy, scheduler=scheduler,
         step_scheduler_per_batch=per_batch, patience=config.patience,
-        augment=RandomAffine(**config.augment_params) if config.augment else None,
-        checkpoint=checkpoint, seed=seed, progress=progress, desc=desc,
+        augment=augment, checkpoint=checkpoint, seed=seed, progress=progress, desc=desc,
         autocast=torch.bfloat16 if config.bf16 else None,
     )
 
@@ -189,8 +195,13 @@ def merge_histories(histories: list[History]) -> History:
     return merged
 
 
-def train_and_score(config: TrainConfig, splits, *, seed: int = 0, progress: bool = True):
+def train_and_score(config: TrainConfig, splits, *, clean=None, seed: int = 0,
+                    progress: bool = True):
     """Train ``config`` on an :class:`MNISTSplits` and score it once on its test split.
+
+    With ``config.fresh_noise``, ``splits`` are the fixed noisy digits (:func:`add_noise`)
+    it is validated and scored on, and ``clean`` the same digits uncorrupted, which the
+    training batches are corrupted from anew.
 
     Returns the model, its history and the run's metrics: test accuracy and loss, the
     per-class test report, validation accuracy (None when validation was trained on),
@@ -199,8 +210,11 @@ def train_and_score(config: TrainConfig, splits, *, seed: int = 0, progress: boo
     """
     from digitlab.models.cnn import count_parameters
 
-    train = as_tensors(splits.train_images, splits.train_labels)
-    val = as_tensors(splits.val_images, splits.val_labels)
+    fit_on = _fit_images(config, splits, clean)
+    train = as_tensors(fit_on.train_images, fit_on.train_labels)
+    # Validation is trained on (clean, corrupted per batch) or monitored (as noisy as test).
+    val_split = fit_on if config.train_on_val else splits
+    val = as_tensors(val_split.val_images, val_split.val_labels)
     model, history = train_cnn(config, train, val, seed=seed, progress=progress)
     test = evaluate_images(model, splits.test_images, splits.test_labels)
     n_train = len(train[1]) + (len(val[1]) if config.train_on_val else 0)
@@ -218,6 +232,16 @@ def train_and_score(config: TrainConfig, splits, *, seed: int = 0, progress: boo
     return model, history, metrics
 
 
+def _fit_images(config: TrainConfig, noisy, clean):
+    """What a run trains on: the clean digits when it draws fresh noise, else ``noisy``."""
+    if config.fresh_noise is None:
+        return noisy
+    if clean is None:
+        raise UserError(f"fresh {config.fresh_noise} noise per batch needs the clean digits "
+                        "to corrupt; pass them as clean=.")
+    return clean
+
+
 def evaluate_images(model: nn.Module, images, labels) -> dict:
     """Accuracy, loss, per-class precision/recall/F1 and confusion matrix on uint8 images."""
     from digitlab.metrics import classification_summary
@@ -230,14 +254,16 @@ def evaluate_images(model: nn.Module, images, labels) -> dict:
     return summary
 
 
-def cross_validate_recipe(config: TrainConfig, images, labels, *, folds: int = 4,
-                          seed: int = 0, progress: bool = False) -> dict:
+def cross_validate_recipe(config: TrainConfig, images, labels, *, clean_images=None,
+                          folds: int = 4, seed: int = 0, progress: bool = False) -> dict:
     """Stratified k-fold cross-validation of a recipe on uint8 images.
 
     Every image is predicted once, by a network that never trained on it, so the
     pooled out-of-fold accuracy and log-loss rest on all ``len(images)`` digits:
     a steadier basis for choosing a recipe than one small validation split. The
-    test split is not an argument: choosing recipes never sees it.
+    test split is not an argument: choosing recipes never sees it. With
+    ``config.fresh_noise`` the networks train on ``clean_images`` (index-aligned
+    with ``images``) corrupted anew every batch and are scored on ``images``.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -247,12 +273,16 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, folds: int = 4
     if not 2 <= folds <= smallest_class:
         raise UserError(f"cross-validation needs 2 to {smallest_class} folds for these "
                         f"{len(labels)} digits (each fold holds every digit), got {folds}.")
+    fit_images = _fit_images(config, images, clean_images)
+    if len(fit_images) != len(images):
+        raise UserError(f"{len(fit_images)} clean images for {len(images)} noisy ones.")
     x, y = as_tensors(images, labels)
+    x_fit = x if fit_images is images else as_tensors(fit_images, labels)[0]
     logits, fold_accuracy, fold_log_loss = torch.zeros(len(y), 10), [], []
     config = config.replace(train_on_val=False)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for k, (fit_idx, held_idx) in enumerate(splitter.split(images, labels)):
-        model, _ = train_cnn(config, (x[fit_idx], y[fit_idx]), None, seed=seed + k,
+        model, _ = train_cnn(config, (x_fit[fit_idx], y[fit_idx]), None, seed=seed + k,
                              progress=progress)
         logits[held_idx] = predict_logits(model, x[held_idx])
         fold_accuracy.append(float((logits[held_idx].argmax(1) == y[held_idx]).float().mean()))

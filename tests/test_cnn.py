@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from digitlab import cnn_training
 from digitlab.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.cnn_training import (
     REFERENCE,
@@ -18,10 +19,13 @@ from digitlab.cnn_training import (
     train_cnn,
 )
 from digitlab.data.mnist import write_mnist_folder
+from digitlab.data.noise import corrupt
 from digitlab.data.transforms import (
     BACKGROUND,
     MNIST_MEAN,
     MNIST_STD,
+    FreshCorruption,
+    RandomAffine,
     flatten_tensor,
     random_affine,
     to_tensor,
@@ -98,6 +102,47 @@ def test_affine_augmentation_is_seeded_and_keeps_the_background():
     assert torch.allclose(random_affine(blank, torch.Generator()), blank, atol=1e-5)
     identity = random_affine(x, torch.Generator(), degrees=0, translate=0, scale=(1, 1))
     assert torch.allclose(identity, x, atol=1e-4)
+
+
+def test_fresh_corruption_draws_new_seeded_noise_after_the_augmentation():
+    x = to_tensor(digits(8)[0])
+    generator = torch.Generator().manual_seed(1)
+    first, second = FreshCorruption("awgn")(x, generator), FreshCorruption("awgn")(x, generator)
+    assert not torch.equal(first, second)  # every batch gets its own noise
+    assert torch.equal(first, FreshCorruption("awgn")(x, torch.Generator().manual_seed(1)))
+    assert first.shape == x.shape and first.dtype == x.dtype
+
+    def erase(batch, generator):
+        return torch.full_like(batch, BACKGROUND)
+
+    # Augmenting first: the erased digits come back as noise on black, about half of the
+    # pixels lit (clipping removes the negative half), not as a blank image.
+    lit = (to_uint8(FreshCorruption("awgn", erase)(x, generator)) > 0).mean()
+    assert 0.4 < lit < 0.55
+    # Deterministic corruptions give exactly the saved sets' images.
+    blurred = FreshCorruption("motion-blur")(x, generator)
+    assert np.array_equal(to_uint8(blurred), corrupt(to_uint8(x), "motion-blur", 0))
+    with pytest.raises(UserError, match="unknown noise type"):
+        FreshCorruption("snow")
+
+
+def test_a_fresh_noise_recipe_corrupts_every_training_batch_after_the_affine(monkeypatch):
+    seen, real_fit = [], cnn_training.fit
+
+    def spy(model, train, val, optimizer, **kwargs):
+        seen.append(kwargs["augment"])
+        return real_fit(model, train, val, optimizer, **kwargs)
+
+    monkeypatch.setattr(cnn_training, "fit", spy)
+    config = TrainConfig(arch="cnn2", epochs=1, batch_size=20, fresh_noise="awgn")
+    train_cnn(config, as_tensors(*digits(40)), None, progress=False)
+    assert isinstance(seen[0], FreshCorruption) and seen[0].kind == "awgn"
+    assert isinstance(seen[0].augment, RandomAffine)
+    images, labels = digits(40)
+    with pytest.raises(UserError, match="needs the clean digits"):
+        cross_validate_recipe(config, images, labels, folds=2)
+    with pytest.raises(UserError, match="20 clean images for 40 noisy ones"):
+        cross_validate_recipe(config, images, labels, clean_images=images[:20], folds=2)
 
 
 @pytest.mark.parametrize("arch", ["cnn2", "best"])
@@ -219,6 +264,25 @@ def test_train_then_evaluate_scripts_on_idx_files(project_root, tiny_mnist, caps
     held = json.loads((project_root / "results/mnist/held_out/metrics.json").read_text())
     assert held["metrics"]["n_train"] == held["data"]["n_train"]
     assert 0 <= held["metrics"]["val_accuracy"] <= 1
+
+
+def test_noisy_training_scores_the_same_fixed_noisy_test_digits_as_evaluate(
+        project_root, tiny_mnist):
+    train_main, evaluate_main = script_main("train_cnn"), script_main("evaluate_model")
+    for fresh in ("--fresh-noise", "--no-fresh-noise"):
+        name = f"noisy{fresh}"
+        train_main(["--arch", "cnn2", "--epochs", "4", "--batch-size", "20", "--lr", "0.01",
+                    "--noise", "awgn", "--seed", "2", fresh, "--name", name, "--no-progress",
+                    "--threads", "1"])
+        trained = json.loads((project_root / f"results/mnist/{name}/metrics.json").read_text())
+        assert trained["data"]["noise"] == "awgn"
+        assert trained["run"]["config"]["fresh_noise"] == ("awgn" if fresh == "--fresh-noise"
+                                                           else None)
+        assert trained["metrics"]["test_accuracy"] > 0.8
+        evaluate_main(["--checkpoint", str(project_root / "models" / f"{name}.pt"),
+                       "--noise", "awgn", "--seed", "2", "--output-dir", str(project_root / name)])
+        scored = json.loads((project_root / name / "metrics.json").read_text())
+        assert scored["metrics"]["accuracy"] == pytest.approx(trained["metrics"]["test_accuracy"])
 
 
 def test_evaluate_script_errors_are_one_sentence(project_root, tiny_mnist, capsys):

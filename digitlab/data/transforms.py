@@ -7,6 +7,8 @@ inputs of roughly zero mean and unit variance whatever the source.
 :func:`random_affine` augments a whole batch at once with one
 ``affine_grid`` / ``grid_sample`` call: small random rotations, scalings and
 shifts, drawn from a seeded ``torch.Generator``. It fits ``fit(augment=...)``.
+:class:`FreshCorruption` corrupts every training batch with new noise of one of
+the :mod:`digitlab.data.noise` kinds, after any geometric augmentation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from digitlab.data import noise
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -113,3 +117,27 @@ class RandomAffine:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"RandomAffine({args})"
+
+
+class FreshCorruption:
+    """Corrupt each training batch with new noise of ``kind``, after ``augment``.
+
+    The order matters: the digit moves, then the camera adds its noise. Shifting
+    or rotating an already noisy image interpolates the noise, which smooths it
+    and makes it unlike the noise of the test images. Each batch gets a noise seed
+    drawn from the training generator, so a run is reproducible while no two
+    batches (or epochs) share a noise field. The batch goes through uint8 and
+    :func:`digitlab.data.noise.corrupt`, exactly as the saved noisy sets do.
+    """
+
+    def __init__(self, kind: str, augment=None):
+        self.kind, self.augment = noise.check_kind(kind), augment
+
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.augment is not None:
+            batch = self.augment(batch, generator)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        return to_tensor(noise.corrupt(to_uint8(batch), self.kind, seed)).to(batch.dtype)
+
+    def __repr__(self) -> str:
+        return f"FreshCorruption({self.kind!r}, augment={self.augment!r})"
