@@ -92,7 +92,7 @@ def choose(results: dict) -> str:
 
 def plot_candidates(results: dict, folds: int, path: Path) -> None:
     """Out-of-fold accuracy per candidate, ± its standard deviation over the folds."""
-    label = {name: textwrap.fill(name, 14) for name in results}
+    label = {name: textwrap.fill(name, 12) for name in results}
     accuracy = {label[name]: r["accuracy"] for name, r in results.items()}
     spread = {label[name]: float(np.std(r["fold_accuracy"])) for name, r in results.items()}
     low = min(accuracy[n] - spread[n] for n in accuracy)

@@ -117,7 +117,8 @@ def bar_chart(values: Mapping[str, float], title: str, ylabel: str = "accuracy",
         ax.set_ylim(*ylim)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.tick_params(axis="x", rotation=20)
+    # Labels already wrapped onto several lines stay level: tilted, they run into each other.
+    ax.tick_params(axis="x", rotation=0 if any("\n" in n for n in names) else 20)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
