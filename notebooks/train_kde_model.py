@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from digitlab import generative, paths
+from digitlab import generative, generator_quality, paths
 from digitlab.checkpoint import load_checkpoint
 from digitlab.data.mnist import load_mnist
 from digitlab.data.transforms import to_tensor
@@ -164,11 +164,11 @@ else:
     cnn.eval()
     classifier = f"small cnn2 trained here for {epochs} epoch(s) (no project checkpoint used)"
 cnn_test_accuracy = evaluate(cnn, to_tensor(test_x), torch.as_tensor(test_y))[1]
-recog = generative.recognisability(cnn, samples, requested)
+recog = generator_quality.recognisability(cnn, samples, requested)
 # Same seed, same latent points: only the background step differs.
 plain_samples, _ = generative.sample_per_digit(dataclasses.replace(model, background=0.0),
                                                n_per_digit, seed=seed)
-recog_plain = generative.recognisability(cnn, plain_samples, requested)
+recog_plain = generator_quality.recognisability(cnn, plain_samples, requested)
 print(f"classifier: {classifier}; accuracy on real test digits {cnn_test_accuracy:.1%}")
 print(f"{recog['agreement']:.1%} of {recog['n']} class-conditional samples are read as the "
       f"requested digit; mean confidence {recog['mean_confidence']:.3f}")
@@ -188,7 +188,7 @@ save_figure(fig, out / "recognisability.png")
 # by itself puts samples somewhat nearer to everything.)
 
 # %%
-nov = generative.novelty(samples, train_x, test_x)
+nov = generator_quality.novelty(samples, train_x, test_x)
 fig = overlaid_histograms({"generated samples": nov["sample_distances"],
                            "real test digits": nov["test_distances"]},
                           "Distance to the nearest training image", "Euclidean distance",

@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold
 from sklearn.neighbors import KernelDensity, NearestNeighbors
 
 from digitlab import generative as gen
+from digitlab import generator_quality as quality
 from digitlab.data.mnist import load_mnist
 from digitlab.errors import UserError
 from digitlab.paths import PROJECT_ROOT
@@ -189,11 +190,11 @@ def test_novelty_distances_match_sklearn_nearest_neighbours(digits, model):
     samples = model.sample(30, seed=0)
     reference = NearestNeighbors(n_neighbors=1).fit(gen.to_unit(images))
     expected = reference.kneighbors(gen.to_unit(samples))[0][:, 0]
-    np.testing.assert_allclose(gen.nearest_distances(samples, images), expected, atol=1e-6)
-    report = gen.novelty(samples, images, test)
+    np.testing.assert_allclose(quality.nearest_distances(samples, images), expected, atol=1e-6)
+    report = quality.novelty(samples, images, test)
     assert report["test_to_train_median"] == pytest.approx(
         np.median(reference.kneighbors(gen.to_unit(test))[0]), abs=1e-6)
-    copies = gen.novelty(images[:30], images, test)
+    copies = quality.novelty(images[:30], images, test)
     assert copies["near_copy_fraction"] == 1.0 and copies["sample_to_train_median"] < 1e-6
 
 
@@ -205,7 +206,7 @@ def test_recognisability_counts_agreement_and_confidence():
             return logits
 
     images = np.zeros((4, 28, 28), np.uint8)
-    result = gen.recognisability(Constant(), images, np.array([3, 3, 5, 7]))
+    result = quality.recognisability(Constant(), images, np.array([3, 3, 5, 7]))
     top = np.exp(2) / (np.exp(2) + 9)
     assert result["agreement"] == 0.5
     assert result["mean_confidence"] == pytest.approx(top, rel=1e-6)
@@ -221,11 +222,11 @@ def test_notebook_runs_in_quick_mode_and_writes_its_quality_numbers(project_root
     executed = execute_notebook("train_kde_model", {"quick": True},
                                 output_dir=project_root / "executed", progress=False)
     assert executed.exists()
-    quality = json.loads(
+    saved = json.loads(
         (project_root / "results/generator/notebook_quick/quality.json").read_text())["metrics"]
-    assert 0 <= quality["recognisability"]["agreement"] <= 1
-    assert quality["novelty"]["test_to_train_median"] > 0
-    assert "trained here" in quality["classifier"]
+    assert 0 <= saved["recognisability"]["agreement"] <= 1
+    assert saved["novelty"]["test_to_train_median"] > 0
+    assert "trained here" in saved["classifier"]
 
 
 def test_fit_script_writes_model_metrics_and_figures(project_root):
