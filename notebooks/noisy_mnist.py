@@ -202,6 +202,12 @@ show(plots.heatmap(matrix, SETS, SETS, title=f"{noisy.LABELS[robustness_model]} 
 
 # %% [markdown]
 # ## 8. Conclusion
+#
+# Every model here trains on the saved noisy sets, one fixed noise field per
+# digit, as n-MNIST ships them. The project's best CNN
+# (`benchmarks/noisy_mnist.py`, README "Noisy MNIST") trains longer and draws
+# new noise for every batch from the clean digits; its test digits are the same
+# fixed noisy ones.
 
 # %%
 table = pd.DataFrame({
