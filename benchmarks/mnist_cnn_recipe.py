@@ -90,6 +90,11 @@ def choose(results: dict) -> str:
     return min(affordable, key=lambda name: results[name]["log_loss"])
 
 
+def pooled(splits, part: str) -> np.ndarray:
+    """Training and validation ``part`` ("images" or "labels") of a split, in one array."""
+    return np.concatenate([getattr(splits, f"train_{part}"), getattr(splits, f"val_{part}")])
+
+
 def plot_candidates(results: dict, folds: int, path: Path) -> None:
     """Out-of-fold accuracy per candidate, ± its standard deviation over the folds."""
     label = {name: textwrap.fill(name, 12) for name in results}
@@ -119,9 +124,8 @@ def main(argv=None):
     set_seed(args.seed)
     clean = load_mnist(args.source, seed=args.seed)
     splits = clean if args.noise is None else add_noise(clean, args.noise, args.seed)
-    images, clean_images, labels = (
-        np.concatenate([getattr(s, f"train_{part}"), getattr(s, f"val_{part}")])
-        for s, part in ((splits, "images"), (clean, "images"), (splits, "labels")))
+    images, clean_images, labels = (pooled(splits, "images"), pooled(clean, "images"),
+                                    pooled(splits, "labels"))
     candidates = {**CANDIDATES, **(noise_candidates(args.noise) if args.noise else {})}
     folds = args.folds
     if args.quick:
@@ -133,7 +137,7 @@ def main(argv=None):
     for name, changes in candidates.items():
         start = time.perf_counter()
         config = candidate_config(changes, args.quick)
-        scores = cross_validate_recipe(config, images, labels, clean_images=clean_images,
+        scores = cross_validate_recipe(config, images, labels, clean=clean_images,
                                        folds=folds, seed=args.seed)
         results[name] = {**scores, "seconds_per_fold": (time.perf_counter() - start) / folds,
                          "compute": compute(config), "config": config.as_dict()}

@@ -257,7 +257,7 @@ def evaluate_images(model: nn.Module, images, labels) -> dict:
     return summary
 
 
-def cross_validate_recipe(config: TrainConfig, images, labels, *, clean_images=None,
+def cross_validate_recipe(config: TrainConfig, images, labels, *, clean=None,
                           folds: int = 4, seed: int = 0, progress: bool = False) -> dict:
     """Stratified k-fold cross-validation of a recipe on uint8 images.
 
@@ -265,7 +265,7 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, clean_images=N
     pooled out-of-fold accuracy and log-loss rest on all ``len(images)`` digits:
     a steadier basis for choosing a recipe than one small validation split. The
     test split is not an argument: choosing recipes never sees it. With
-    ``config.fresh_noise`` the networks train on ``clean_images`` (index-aligned
+    ``config.fresh_noise`` the networks train on ``clean`` (index-aligned
     with ``images``) corrupted anew every batch and are scored on ``images``.
     """
     from sklearn.model_selection import StratifiedKFold
@@ -276,7 +276,7 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, clean_images=N
     if not 2 <= folds <= smallest_class:
         raise UserError(f"cross-validation needs 2 to {smallest_class} folds for these "
                         f"{len(labels)} digits (each fold holds every digit), got {folds}.")
-    fit_images = _fit_images(config, images, clean_images)
+    fit_images = _fit_images(config, images, clean)
     if len(fit_images) != len(images):
         raise UserError(f"{len(fit_images)} clean images for {len(images)} noisy ones.")
     x, y = as_tensors(images, labels)

@@ -76,9 +76,12 @@ def apply_mapping(clusters: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     return np.array([mapping.get(int(c), -1) for c in np.asarray(clusters)], dtype=np.int64)
 
 
-def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """Accuracy after the best one-to-one matching of clusters to labels."""
-    predicted = apply_mapping(clusters, hungarian_mapping(labels, clusters))
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray,
+                     mapping: dict[int, int] | None = None) -> float:
+    """Accuracy after the best one-to-one matching of clusters to labels (``mapping``:
+    that matching, when already computed)."""
+    mapping = hungarian_mapping(labels, clusters) if mapping is None else mapping
+    predicted = apply_mapping(clusters, mapping)
     return float((predicted == np.asarray(labels)).mean())
 
 
@@ -98,7 +101,7 @@ def clustering_summary(labels: np.ndarray, clusters: np.ndarray,
         "homogeneity": homogeneity,
         "completeness": completeness,
         "v_measure": v,
-        "cluster_accuracy": float((apply_mapping(clusters, mapping) == np.asarray(labels)).mean()),
+        "cluster_accuracy": cluster_accuracy(labels, clusters, mapping),
         "cluster_to_label": {str(k): lab for k, lab in mapping.items()},
         "contingency": {"rows_clusters": cluster_values.tolist(),
                         "cols_labels": label_values.tolist(), "counts": table.tolist()},

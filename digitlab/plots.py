@@ -68,8 +68,8 @@ def confusion_matrix(cm: np.ndarray, labels: Sequence[str] | None = None,
     """Heatmap of a confusion (or contingency) matrix with the counts written in."""
     cm = np.asarray(cm)
     shown = cm / cm.sum(axis=1, keepdims=True).clip(min=1) if normalize else cm
-    texts = [[f"{v:.2f}" if normalize else f"{c}" for v, c in zip(row_v, row_c, strict=True)]
-             for row_v, row_c in zip(shown, cm, strict=True)]
+    texts = ([[f"{v:.2f}" for v in row] for row in shown] if normalize
+             else [[str(c) for c in row] for row in cm])
     rows = labels if labels is not None else range(cm.shape[0])
     cols = labels if labels is not None else range(cm.shape[1])
     fig, ax = plt.subplots(figsize=(0.5 * cm.shape[1] + 2.5, 0.5 * cm.shape[0] + 2))

@@ -142,7 +142,7 @@ def test_a_fresh_noise_recipe_corrupts_every_training_batch_after_the_affine(mon
     with pytest.raises(UserError, match="needs the clean digits"):
         cross_validate_recipe(config, images, labels, folds=2)
     with pytest.raises(UserError, match="20 clean images for 40 noisy ones"):
-        cross_validate_recipe(config, images, labels, clean_images=images[:20], folds=2)
+        cross_validate_recipe(config, images, labels, clean=images[:20], folds=2)
 
 
 @pytest.mark.parametrize("arch", ["cnn2", "best"])
