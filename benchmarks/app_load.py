@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import generative, paths
-from digitlab.errors import UserError, cli, script_parser
+from digitlab import paths
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.generator import pca_kde
 from digitlab.repro import save_metrics
 
 P99_TARGET_MS = 150.0
@@ -131,8 +132,8 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=None,
                         help="JSON results (default: results/generator/app_load.json)")
     args = parser.parse_args(argv)
-    if not generative.model_path(args.model_dir).is_file():
-        raise UserError(f"no generator model at {generative.model_path(args.model_dir)}; "
+    if not pca_kde.model_path(args.model_dir).is_file():
+        raise UserError(f"no generator model at {pca_kde.model_path(args.model_dir)}; "
                         "run `make generator` first.")
     port = free_port()
     with tempfile.TemporaryFile() as log:

@@ -26,12 +26,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from digitlab import paths
-from digitlab.baselines import Part, fit_kmeans, run_ladder, stratified_split, validation_split
-from digitlab.data import minimnist
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.engine.fit import set_threads
 from digitlab.metrics import adjusted_rand_index
+from digitlab.minimnist import dataset
+from digitlab.minimnist.ladder import (
+    Part,
+    fit_kmeans,
+    run_ladder,
+    stratified_split,
+    validation_split,
+)
 from digitlab.repro import save_metrics
-from digitlab.training import set_threads
 
 NUMBERS = ("ari", "chance_accuracy", "kmeans_accuracy", "logistic_accuracy", "mlp_accuracy",
            "cnn_accuracy")
@@ -39,9 +45,9 @@ NUMBERS = ("ari", "chance_accuracy", "kmeans_accuracy", "logistic_accuracy", "ml
 
 def benchmark_one(mode: str, seed: int, n_per_class: int, folder: Path) -> dict:
     """ARI of K-Means on every row, then the ladder on the seeded 80/20 split."""
-    images, labels = minimnist.generate(n_per_class, seed=seed, mode=mode)
-    csv = minimnist.write_csv(folder / f"{mode}_seed{seed}.csv", images, labels)
-    images, labels = minimnist.read_csv(csv)  # the same path the scripts take
+    images, labels = dataset.generate(n_per_class, seed=seed, mode=mode)
+    csv = dataset.write_csv(folder / f"{mode}_seed{seed}.csv", images, labels)
+    images, labels = dataset.read_csv(csv)  # the same path the scripts take
     data = Part.from_pixels(images, labels)
     ari = adjusted_rand_index(labels, fit_kmeans(data.x, seed).labels_)
     train, test = stratified_split(labels, 0.2, seed)

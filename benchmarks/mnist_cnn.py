@@ -7,7 +7,7 @@ Usage:
 Both networks are trained in the same run, on the same data (``--source``,
 default auto: offline, the 3,500 training and 500 validation digits of the
 embedded subset together, scored on its 1,000 test digits), with the same
-threads (one per core): the best CNN with its recipe (``digitlab.cnn_training.BEST``)
+threads (one per core): the best CNN with its recipe (``digitlab.mnist.training.BEST``)
 and the reference network with the example's recipe (Adadelta lr 1.0, StepLR
 gamma 0.7, batch 64, 14 epochs, no augmentation). Before that, a short timing
 of the best CNN's training step with and without bfloat16 autocast and the
@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 
 from digitlab import paths
-from digitlab.cnn_training import BEST, REFERENCE, as_tensors, train_and_score
-from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.cli import cli, script_parser
+from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.data.transforms import RandomAffine
-from digitlab.errors import cli, script_parser
-from digitlab.models.cnn import build_cnn
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.networks import build_cnn
+from digitlab.mnist.training import BEST, REFERENCE, as_tensors, train_and_score
 from digitlab.repro import save_metrics, set_seed
-from digitlab.training import set_threads
 
 TARGET_ACCURACY = 0.99
 TARGET_SECONDS = 60.0

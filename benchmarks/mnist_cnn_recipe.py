@@ -19,7 +19,7 @@ steps of 0.025 %; the log-loss separates close candidates better). A candidate
 fits when its training compute (``compute``: width-16 network-epochs) is at
 most :data:`BUDGET`, sized so that training on 4,000 digits stays under 60 s on
 2 cores even on a slow run; ``make mnist-bench`` times the chosen one.
-``digitlab.cnn_training.BEST`` is that candidate, trained on all 4,000 digits.
+``digitlab.mnist.training.BEST`` is that candidate, trained on all 4,000 digits.
 
 Prints one line per candidate; writes ``results/mnist/recipe_selection.json``
 and ``results/mnist/recipe_selection.png`` (with ``--noise``:
@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cnn_training import BEST, add_noise, cross_validate_recipe
-from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab.cli import cli, script_parser
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.errors import cli, script_parser
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.training import BEST, add_noise, cross_validate_recipe
 from digitlab.plots import bar_chart
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import set_threads
 
 STRONG_AUGMENT = {"degrees": 15.0, "translate": 0.1, "scale": (0.85, 1.15), "shear": 10.0}
 ONE_NETWORK = {**BEST.model_kwargs, "members": 1}

@@ -15,7 +15,7 @@ What it does, on the train / validation / test split of the MNIST source
 3. does the same with ``--no-fresh-noise``: the same network trained on the
    fixed noisy training digits only, as someone with just the n-MNIST files
    would (``cnn_fixed_noise``);
-4. trains the notebook's DNN and improved DNN (``digitlab.noisy.MODELS``) on
+4. trains the notebook's DNN and improved DNN (``digitlab.noisy.study.MODELS``) on
    the corrupted training digits (validation for early stopping) and scores
    them on the same test set.
 
@@ -33,13 +33,14 @@ import logging
 import sys
 from pathlib import Path
 
-from digitlab import noisy, paths
-from digitlab.cnn_training import add_noise
-from digitlab.data.mnist import SOURCES, load_mnist
+from digitlab import paths
+from digitlab.cli import cli, script_parser
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.errors import cli, script_parser
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.training import add_noise
+from digitlab.noisy import study
 from digitlab.repro import save_metrics, set_seed
-from digitlab.training import set_threads
 
 sys.path.insert(0, str(paths.PROJECT_ROOT / "scripts"))
 import evaluate_model  # noqa: E402  (the scripts are the documented entry points)
@@ -73,12 +74,12 @@ def run_cnn(args, workdir: Path, fresh_noise: bool) -> dict:
 
 
 def run_dense(key: str, splits, seed: int) -> dict:
-    config = noisy.MODELS[key]
-    trained = noisy.train(config, splits.train_images, splits.train_labels, splits.val_images,
+    config = study.MODELS[key]
+    trained = study.train(config, splits.train_images, splits.train_labels, splits.val_images,
                           splits.val_labels, seed=seed, progress=False, desc=key)
-    report = noisy.score(trained, splits.test_images, splits.test_labels)
+    report = study.score(trained, splits.test_images, splits.test_labels)
     best = trained.history.best_epoch
-    return {"model": noisy.describe(config), "test_accuracy": report["accuracy"],
+    return {"model": study.describe(config), "test_accuracy": report["accuracy"],
             "val_accuracy": trained.history.val_acc[best - 1],
             "n_train": len(splits.train_labels),
             "train_seconds": trained.history.train_seconds}

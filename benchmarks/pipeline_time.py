@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
 from digitlab.repro import save_metrics
 
 

@@ -38,7 +38,7 @@ def learning_curves(histories: Mapping[str, object], metric: str = "both",
                     title: str | None = None) -> Figure:
     """Train (dashed) and validation (solid) loss and accuracy per epoch.
 
-    ``histories`` maps a run name to a :class:`digitlab.training.History`
+    ``histories`` maps a run name to a :class:`digitlab.engine.fit.History`
     (or any object/dict with ``train_loss``, ``val_loss``, ``train_acc``, ``val_acc``).
     """
     panels = ["loss", "acc"] if metric == "both" else [metric]

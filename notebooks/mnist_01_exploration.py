@@ -46,7 +46,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from digitlab import paths, plots
-from digitlab.data.mnist import load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
 from digitlab.repro import save_figure, save_metrics, set_seed
 

@@ -22,7 +22,7 @@
 # * `cnn3`: three blocks (28 -> 14 -> 7 -> 3), flatten, one linear layer.
 #
 # Both return logits; training minimises their cross-entropy with Adam using the
-# project's one training loop, `digitlab.training.fit`. Accuracy is measured with
+# project's one training loop, `digitlab.engine.fit.fit`. Accuracy is measured with
 # the network in `eval()` mode and gradients off (`torch.no_grad()`), and the
 # better network is saved as a checkpoint: weights, architecture, data source and
 # metrics in one file, reloaded at the end to check that it predicts the same.
@@ -48,13 +48,13 @@ import torch
 from torch import nn
 
 from digitlab import paths, plots
-from digitlab.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.cnn_training import as_tensors
-from digitlab.data.mnist import load_mnist
+from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from digitlab.mnist.training import as_tensors
+from digitlab.data.sources import load_mnist
 from digitlab.data.subsets import head
-from digitlab.models.cnn import build_cnn, count_parameters
+from digitlab.mnist.networks import build_cnn, count_parameters
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import fit, set_threads
+from digitlab.engine.fit import fit, set_threads
 
 set_seed(seed)
 set_threads(threads or None)

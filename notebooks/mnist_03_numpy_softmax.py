@@ -17,7 +17,7 @@
 # # MNIST 3: softmax regression from scratch in NumPy
 #
 # No framework: the model, its loss and its gradient are written out in
-# `digitlab/models/numpy_models.py`, and this notebook walks through them.
+# `digitlab/mnist/numpy_models.py`, and this notebook walks through them.
 #
 # * logits `z = W x + b`, with `W` of shape (10, 784): one row per digit;
 # * probabilities `p = softmax(z)`, computed stably by subtracting `max(z)`;
@@ -54,10 +54,10 @@ import numpy as np
 import pandas as pd
 
 from digitlab import paths, plots
-from digitlab.data.mnist import load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.data.subsets import head
 from digitlab.metrics import classification_summary
-from digitlab.models import numpy_models as nm
+from digitlab.mnist import numpy_models as nm
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 set_seed(seed)

@@ -31,7 +31,7 @@
 #
 # * **best validation accuracy**: the highest validation accuracy of any epoch;
 # * **epochs to converge**: the first epoch whose validation accuracy is within
-#   0.5 percentage points of that run's best (`digitlab.variants.epochs_to_converge`).
+#   0.5 percentage points of that run's best (`digitlab.mnist.variants.epochs_to_converge`).
 #
 # To keep the twelve runs to a minute or two on 2 cores, the network is narrow
 # (8 and 16 channels instead of 32 and 64) and each run gets 10 epochs on all
@@ -55,12 +55,12 @@ threads = 1  # torch threads (0: one per core); one was faster than two on a sha
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.cnn_training import as_tensors
-from digitlab.data.mnist import load_mnist
+from digitlab.mnist.training import as_tensors
+from digitlab.data.sources import load_mnist
 from digitlab.data.subsets import head
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import set_threads
-from digitlab.variants import CONVERGENCE_TOLERANCE, OPTIMIZERS, VARIANTS, variants_study
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.variants import CONVERGENCE_TOLERANCE, OPTIMIZERS, VARIANTS, variants_study
 
 set_seed(seed)
 set_threads(threads or None)

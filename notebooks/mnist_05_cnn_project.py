@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlab import paths, plots
-from digitlab.cnn_project import (
+from digitlab.mnist.project import (
     choose,
     compare,
     feature_maps,
@@ -61,14 +61,14 @@ from digitlab.cnn_project import (
     misclassified,
     render_report,
 )
-from digitlab.cnn_training import TrainConfig
-from digitlab.data.mnist import load_mnist
+from digitlab.mnist.training import TrainConfig
+from digitlab.data.sources import load_mnist
 from digitlab.data.subsets import head
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
 from digitlab.metrics import classification_summary
 from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed
-from digitlab.training import predict_proba, set_threads
-from digitlab.variants import results_table, train_run
+from digitlab.engine.fit import predict_proba, set_threads
+from digitlab.mnist.variants import results_table, train_run
 
 set_seed(seed)
 set_threads(threads or None)

@@ -46,21 +46,22 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from digitlab import noisy, paths, plots
-from digitlab.data.noisy_mnist import SETS, load_sets
+from digitlab import paths
+from digitlab.noisy import study, plots
+from digitlab.noisy.sets import SETS, load_sets
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import set_threads
+from digitlab.engine.fit import set_threads
 
 set_seed(seed)
 threads = set_threads(1)  # small networks, batches of 64: a second thread mostly waits
 out = paths.noisy_results()
 manifest, sets = load_sets(SETS)  # only sets the last make_noisy_mnist.py run wrote
-models = dict(noisy.MODELS)
+models = dict(study.MODELS)
 if quick:
-    sets = {name: noisy.subsample(s, 200, 60, seed) for name, s in sets.items()}
+    sets = {name: study.subsample(s, 200, 60, seed) for name, s in sets.items()}
     models = {key: cfg.replace(epochs=min(cfg.epochs, 2)) for key, cfg in models.items()}
 elif len(sets["clean"].train_labels) > max_train:
-    sets = {name: noisy.subsample(s, max_train, None, seed) for name, s in sets.items()}
+    sets = {name: study.subsample(s, max_train, None, seed) for name, s in sets.items()}
 data = sets[noise]
 print(f"source: {manifest['source']['description']}; noise seed {manifest['seed']}")
 print(f"{noise}: train {len(data.train_labels)} (at most {max_train}), "
@@ -100,7 +101,7 @@ show(plots.image_grid(grid, titles, ncols=10, cmap="gray", vmin=0, vmax=255,
 # %%
 for key in ("dnn", "cnn"):
     x = models[key].inputs(data.train_images[:256])
-    print(f"{noisy.LABELS[key]:>4} input: shape {tuple(x.shape)}, mean {x.mean():+.2f}, "
+    print(f"{study.LABELS[key]:>4} input: shape {tuple(x.shape)}, mean {x.mean():+.2f}, "
           f"std {x.std():.2f}; labels {data.train_labels[:8].tolist()} ...")
 
 # %% [markdown]
@@ -116,18 +117,18 @@ trained, reports = {}, {}
 def train_and_report(key):
     """Train model ``key`` on the noisy set, score it on test, draw its figures."""
     cfg = models[key]
-    print(f"{noisy.LABELS[key]}: {noisy.describe(cfg)}")
-    trained[key] = noisy.train(cfg, data.train_images, data.train_labels, data.val_images,
-                               data.val_labels, seed=seed, desc=noisy.LABELS[key])
-    reports[key] = noisy.score(trained[key], data.test_images, data.test_labels)
+    print(f"{study.LABELS[key]}: {study.describe(cfg)}")
+    trained[key] = study.train(cfg, data.train_images, data.train_labels, data.val_images,
+                               data.val_labels, seed=seed, desc=study.LABELS[key])
+    reports[key] = study.score(trained[key], data.test_images, data.test_labels)
     hist = trained[key].history
     print(f"best epoch {hist.best_epoch}/{len(hist.train_loss)}, validation accuracy "
           f"{hist.val_acc[hist.best_epoch - 1]:.4f}, test accuracy "
           f"{reports[key]['accuracy']:.4f}, {hist.train_seconds:.1f} s")
-    curves = plots.learning_curves({noisy.LABELS[key]: hist},
-                                   title=f"{noisy.LABELS[key]} on {noise} digits")
+    curves = plots.learning_curves({study.LABELS[key]: hist},
+                                   title=f"{study.LABELS[key]} on {noise} digits")
     matrix = plots.confusion_matrix(reports[key]["confusion_matrix"],
-                                    title=f"{noisy.LABELS[key]}, {noise} test set")
+                                    title=f"{study.LABELS[key]}, {noise} test set")
     display(show(curves, f"curves_{key}.png"), show(matrix, f"confusion_{key}.png"))
 
 
@@ -174,14 +175,14 @@ train_and_report("cnn_improved")
 # %%
 pool_images = np.concatenate([data.train_images, data.val_images])
 pool_labels = np.concatenate([data.train_labels, data.val_labels])
-cv = noisy.cross_validate(models[cv_model], pool_images, pool_labels, n_splits=cv_folds,
+cv = study.cross_validate(models[cv_model], pool_images, pool_labels, n_splits=cv_folds,
                           seed=seed)
 for fold in cv["folds"]:
     print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} digits")
-print(f"{noisy.LABELS[cv_model]}: {cv['mean']:.4f} ± {cv['std']:.4f} "
+print(f"{study.LABELS[cv_model]}: {cv['mean']:.4f} ± {cv['std']:.4f} "
       f"(mean ± std over {cv_folds} folds)")
 show(plots.learning_curves({f"fold {f['fold']}": f["history"] for f in cv["folds"]},
-                           title=f"{noisy.LABELS[cv_model]}: {cv_folds}-fold cross-validation"),
+                           title=f"{study.LABELS[cv_model]}: {cv_folds}-fold cross-validation"),
      "cv_curves.png")
 
 # %% [markdown]
@@ -193,11 +194,11 @@ show(plots.learning_curves({f"fold {f['fold']}": f["history"] for f in cv["folds
 
 # %%
 reuse = {noise: trained[robustness_model]} if robustness_model in trained else {}
-robust = noisy.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse)
+robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse)
 matrix = np.array(robust["accuracy"])
 print(pd.DataFrame(matrix, index=[f"train {s}" for s in SETS],
                    columns=[f"test {s}" for s in SETS]).round(4).to_string())
-show(plots.heatmap(matrix, SETS, SETS, title=f"{noisy.LABELS[robustness_model]} accuracy",
+show(plots.heatmap(matrix, SETS, SETS, title=f"{study.LABELS[robustness_model]} accuracy",
                    xlabel="test set", ylabel="training set"), "robustness.png")
 
 # %% [markdown]
@@ -211,7 +212,7 @@ show(plots.heatmap(matrix, SETS, SETS, title=f"{noisy.LABELS[robustness_model]} 
 
 # %%
 table = pd.DataFrame({
-    "model": [noisy.LABELS[k] for k in reports],
+    "model": [study.LABELS[k] for k in reports],
     "validation accuracy": [trained[k].history.val_acc[trained[k].history.best_epoch - 1]
                             for k in reports],
     "test accuracy": [reports[k]["accuracy"] for k in reports],
@@ -224,12 +225,12 @@ best_dnn = max(("dnn", "dnn_improved"), key=lambda k: reports[k]["accuracy"])
 best_cnn = max(("cnn", "cnn_improved"), key=lambda k: reports[k]["accuracy"])
 diagonal, off = np.diag(matrix), matrix[~np.eye(len(SETS), dtype=bool)]
 margin = reports[best_cnn]["accuracy"] - reports[best_dnn]["accuracy"]
-print(f"\nThe best CNN ({noisy.LABELS[best_cnn]}, {reports[best_cnn]['accuracy']:.4f}) "
-      f"{'beats' if margin > 0 else 'does not beat'} the best DNN ({noisy.LABELS[best_dnn]}, "
+print(f"\nThe best CNN ({study.LABELS[best_cnn]}, {reports[best_cnn]['accuracy']:.4f}) "
+      f"{'beats' if margin > 0 else 'does not beat'} the best DNN ({study.LABELS[best_dnn]}, "
       f"{reports[best_dnn]['accuracy']:.4f}): {margin:+.4f} on the {noise} "
-      f"test set. Cross-validated, the {noisy.LABELS[cv_model]} scores {cv['mean']:.4f} ± "
+      f"test set. Cross-validated, the {study.LABELS[cv_model]} scores {cv['mean']:.4f} ± "
       f"{cv['std']:.4f}. Trained and tested on the same corruption, the "
-      f"{noisy.LABELS[robustness_model]} averages {diagonal.mean():.4f}; across corruptions "
+      f"{study.LABELS[robustness_model]} averages {diagonal.mean():.4f}; across corruptions "
       f"{off.mean():.4f} (worst {off.min():.4f}).")
 
 # %%
@@ -248,6 +249,6 @@ metrics = {
 }
 config = {"quick": quick, "noise": noise, "cv_model": cv_model,
           "robustness_model": robustness_model, "threads": threads,
-          "models": {k: noisy.describe(models[k]) for k in models}}
+          "models": {k: study.describe(models[k]) for k in models}}
 print(save_metrics(out / "metrics.json", metrics, seed=seed, config=config,
                    data=manifest["source"], noise=manifest["noise"]))

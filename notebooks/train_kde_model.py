@@ -21,7 +21,7 @@
 # projected points with a kernel density estimate (KDE), draw new points from
 # that density and map them back to pixels. This notebook fits the generator
 # that `scripts/fit_generator.py` saves for the web app, with the same code
-# (`digitlab.generative`), and asks two honest questions about its samples:
+# (`digitlab.generator.pca_kde`), and asks two honest questions about its samples:
 #
 # - **recognisability**: does the project's CNN read a sample of a requested
 #   digit as that digit?
@@ -49,18 +49,19 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from digitlab import generative, generator_quality, paths
-from digitlab.checkpoint import load_checkpoint
-from digitlab.data.mnist import load_mnist
+from digitlab import paths
+from digitlab.generator import pca_kde, quality
+from digitlab.engine.checkpoint import load_checkpoint
+from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import to_tensor
-from digitlab.models.cnn import build_cnn
+from digitlab.mnist.networks import build_cnn
 from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import evaluate, fit
+from digitlab.engine.fit import evaluate, fit
 
 set_seed(seed)
 torch.set_num_threads(1)
-grid, folds = None, generative.DEFAULT_CV_FOLDS
+grid, folds = None, pca_kde.DEFAULT_CV_FOLDS
 if quick:
     n_components, max_samples, n_per_digit = 15, 600, 20
     grid, folds = np.logspace(-0.6, 0.3, 4), 2
@@ -77,7 +78,7 @@ start = time.perf_counter()
 
 # %%
 splits = load_mnist("auto", seed=seed)
-train_x, train_y = generative.select_training_images(splits.train_images, splits.train_labels,
+train_x, train_y = pca_kde.select_training_images(splits.train_images, splits.train_labels,
                                                      max_samples, seed)
 test_x, test_y = splits.test_images, splits.test_labels
 print(splits.description)
@@ -91,16 +92,16 @@ print(f"fitting on {len(train_x)} training images; {len(test_x)} test images hel
 # %%
 # The model scripts/fit_generator.py saved is reused when it was fitted on these images
 # with these settings (as after `make generator`); otherwise the notebook fits its own.
-reused = None if quick else generative.saved_fit(
+reused = None if quick else pca_kde.saved_fit(
     train_x, train_y, n_components=n_components, kernel=kernel, bandwidth=bandwidth, folds=folds)
 if reused is not None:
     model, search = reused
-    print(f"using the saved generator {generative.model_path()}")
+    print(f"using the saved generator {pca_kde.model_path()}")
 else:
-    model, search = generative.fit_generator(
+    model, search = pca_kde.fit_generator(
         train_x, train_y, n_components=n_components, bandwidth=bandwidth, kernel=kernel,
         grid=grid, folds=folds, random_state=seed, metadata={"data": splits.summary()})
-curve = generative.cumulative_variance(train_x)
+curve = pca_kde.cumulative_variance(train_x)
 var_train = model.measured_variance_explained(train_x)
 var_test = model.measured_variance_explained(test_x)
 k95 = int(np.searchsorted(curve, 0.95) + 1)
@@ -136,7 +137,7 @@ fig = image_mosaic(np.concatenate([model.sample(20, seed=seed), test_x[:20]]), n
                    title="generated and real digits",
                    row_labels=["generated"] * 2 + ["real"] * 2)
 save_figure(fig, out / "generated_vs_real.png")
-samples, requested = generative.sample_per_digit(model, n_per_digit, seed=seed)
+samples, requested = pca_kde.sample_per_digit(model, n_per_digit, seed=seed)
 shown = samples.reshape(10, n_per_digit, 28, 28)[:, :10].reshape(-1, 28, 28)
 save_figure(image_mosaic(shown, ncols=10, title="samples of each requested digit",
                          row_labels=[str(d) for d in model.digits]), out / "per_digit.png")
@@ -164,11 +165,11 @@ else:
     cnn.eval()
     classifier = f"small cnn2 trained here for {epochs} epoch(s) (no project checkpoint used)"
 cnn_test_accuracy = evaluate(cnn, to_tensor(test_x), torch.as_tensor(test_y))[1]
-recog = generator_quality.recognisability(cnn, samples, requested)
+recog = quality.recognisability(cnn, samples, requested)
 # Same seed, same latent points: only the background step differs.
-plain_samples, _ = generative.sample_per_digit(dataclasses.replace(model, background=0.0),
+plain_samples, _ = pca_kde.sample_per_digit(dataclasses.replace(model, background=0.0),
                                                n_per_digit, seed=seed)
-recog_plain = generator_quality.recognisability(cnn, plain_samples, requested)
+recog_plain = quality.recognisability(cnn, plain_samples, requested)
 print(f"classifier: {classifier}; accuracy on real test digits {cnn_test_accuracy:.1%}")
 print(f"{recog['agreement']:.1%} of {recog['n']} class-conditional samples are read as the "
       f"requested digit; mean confidence {recog['mean_confidence']:.3f}")
@@ -188,14 +189,14 @@ save_figure(fig, out / "recognisability.png")
 # by itself puts samples somewhat nearer to everything.)
 
 # %%
-nov = generator_quality.novelty(samples, train_x, test_x)
+nov = quality.novelty(samples, train_x, test_x)
 fig = overlaid_histograms({"generated samples": nov["sample_distances"],
                            "real test digits": nov["test_distances"]},
                           "Distance to the nearest training image", "Euclidean distance",
                           marks={"5% of test digits are closer": nov["near_copy_threshold"]})
 save_figure(fig, out / "novelty.png")
-index = NearestNeighbors(n_neighbors=1).fit(generative.to_unit(train_x))
-nearest = index.kneighbors(generative.to_unit(samples[::n_per_digit]), return_distance=False)[:, 0]
+index = NearestNeighbors(n_neighbors=1).fit(pca_kde.to_unit(train_x))
+nearest = index.kneighbors(pca_kde.to_unit(samples[::n_per_digit]), return_distance=False)[:, 0]
 save_figure(image_mosaic(np.concatenate([samples[::n_per_digit], train_x[nearest]]), ncols=10,
                          title="samples and their nearest training images",
                          row_labels=["sample", "nearest"]), out / "nearest_training.png")

@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 
 from digitlab import paths, plots
-from digitlab.baselines import RUNGS, Part, run_ladder, validation_split
-from digitlab.data import minimnist
+from digitlab.minimnist.ladder import RUNGS, Part, run_ladder, validation_split
+from digitlab.minimnist import dataset
 from digitlab.metrics import classification_summary
-from digitlab.models import mini
+from digitlab.minimnist import networks as mini
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import predict_proba, set_threads
+from digitlab.engine.fit import predict_proba, set_threads
 
 rng = set_seed(seed)
 set_threads(1)  # networks this small train fastest on one thread
@@ -62,16 +62,16 @@ def show(fig, name):
 #
 # The training file is split once more: a stratified 20% validation part picks
 # the epoch to keep (early stopping); the test file is touched only for the
-# final scores. Pixels are scaled by `minimnist.scale` (pixel / 255), the one
+# final scores. Pixels are scaled by `dataset.scale` (pixel / 255), the one
 # scaling every model here uses.
 
 # %%
-split = minimnist.read_split(paths.data_dir())
+split = dataset.read_split(paths.data_dir())
 train = Part.from_pixels(split["x_train"], split["y_train"])
 test = Part.from_pixels(split["x_test"], split["y_test"])
 fit_part, val_part = validation_split(train, 0.2, seed)
 print(f"fit {len(fit_part)}, validation {len(val_part)}, test {len(test)} rows; "
-      f"scaling: {minimnist.SCALING}")
+      f"scaling: {dataset.SCALING}")
 
 # %% [markdown]
 # ## Build and train the MLP
@@ -79,7 +79,7 @@ print(f"fit {len(fit_part)}, validation {len(val_part)}, test {len(test)} rows; 
 # The network returns logits; training minimises the cross-entropy of their
 # softmax, and `predict_proba` applies the softmax for the reported
 # probabilities. Optimiser: SGD with momentum and a little weight decay, through
-# the project's one training loop `digitlab.training.fit`.
+# the project's one training loop `digitlab.engine.fit.fit`.
 
 # %%
 mlp = mini.build("mlp", seed)

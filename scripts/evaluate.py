@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.data import minimnist
-from digitlab.data.tables import check_integer_range, read_table
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
 from digitlab.metrics import clustering_summary
+from digitlab.minimnist import dataset
+from digitlab.minimnist.tables import check_integer_range, read_table
 from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed
 
 
@@ -66,9 +66,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed (recorded; scores are exact)")
     args = parser.parse_args(argv)
     set_seed(args.seed)
-    images, labels = minimnist.read_csv(args.input)
+    images, labels = dataset.read_csv(args.input)
     clusters = read_assignments(args.assignments, len(labels), args.input)
-    features = minimnist.scale(images).reshape(len(images), -1)
+    features = dataset.scale(images).reshape(len(images), -1)
     summary = clustering_summary(labels, clusters, features, seed=args.seed)
     out = Path(args.output_dir)
 

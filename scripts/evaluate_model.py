@@ -21,16 +21,16 @@ import logging
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.checkpoint import load_checkpoint
-from digitlab.cnn_training import evaluate_images
+from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.idx import load_idx_pair
-from digitlab.data.mnist import SOURCES, load_mnist
 from digitlab.data.noise import NOISE_TYPES, corrupt
-from digitlab.data.noisy_mnist import split_seed
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.engine.checkpoint import load_checkpoint
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.training import evaluate_images
+from digitlab.noisy.sets import split_seed
 from digitlab.plots import confusion_matrix
 from digitlab.repro import save_figure, save_json, save_metrics
-from digitlab.training import set_threads
 
 
 def parse_args(argv):

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab import generative, paths
-from digitlab.data.mnist import SOURCES, load_mnist
-from digitlab.errors import cli, script_parser
+from digitlab import paths
+from digitlab.cli import cli, script_parser
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.generator import pca_kde
 from digitlab.plots import image_mosaic, line_plot
 from digitlab.repro import save_figure, save_metrics, set_seed
 
@@ -47,18 +48,18 @@ def number_or(word: str):
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--components", type=int, default=generative.DEFAULT_COMPONENTS,
+    parser.add_argument("--components", type=int, default=pca_kde.DEFAULT_COMPONENTS,
                         help="PCA components kept")
     parser.add_argument("--bandwidth", type=number_or("cv"), default="cv",
                         help="KDE bandwidth in PCA units, or 'cv' for a cross-validated search")
     parser.add_argument("--kernel", default="gaussian",
-                        help=f"KDE kernel: {' or '.join(generative.KERNELS)}")
+                        help=f"KDE kernel: {' or '.join(pca_kde.KERNELS)}")
     parser.add_argument("--background", type=number_or("auto"), default="auto",
                         help="pixel level (0-1) below which generated pixels are blanked: "
                              "'auto' measures it on the training images, 0 turns it off")
-    parser.add_argument("--max-samples", type=int, default=generative.DEFAULT_MAX_SAMPLES,
+    parser.add_argument("--max-samples", type=int, default=pca_kde.DEFAULT_MAX_SAMPLES,
                         help="fit on at most this many training images (seeded subset)")
-    parser.add_argument("--cv-folds", type=int, default=generative.DEFAULT_CV_FOLDS)
+    parser.add_argument("--cv-folds", type=int, default=pca_kde.DEFAULT_CV_FOLDS)
     parser.add_argument("--source", choices=SOURCES, default="auto", help="MNIST source")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=None,
@@ -87,7 +88,7 @@ def write_figures(model, search, curve, splits, out: Path, seed: int) -> None:
                              title="generated digits and real test digits",
                              row_labels=["generated"] * 3 + ["real"] * 3),
                 out / "samples.png")
-    per_digit, digits = generative.sample_per_digit(model, 10, seed=seed)
+    per_digit, digits = pca_kde.sample_per_digit(model, 10, seed=seed)
     save_figure(image_mosaic(per_digit, ncols=10, title="ten samples of each digit",
                              row_labels=[str(d) for d in digits[::10]]),
                 out / "per_digit.png")
@@ -96,21 +97,21 @@ def write_figures(model, search, curve, splits, out: Path, seed: int) -> None:
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    generative.check_kernel(args.kernel)
-    output = generative.model_path(args.output_dir)
+    pca_kde.check_kernel(args.kernel)
+    output = pca_kde.model_path(args.output_dir)
     out = args.results_dir or paths.generator_results()
     set_seed(args.seed)
     start = time.perf_counter()
     splits = load_mnist(args.source, seed=args.seed)
-    images, labels = generative.select_training_images(
+    images, labels = pca_kde.select_training_images(
         splits.train_images, splits.train_labels, args.max_samples, args.seed)
     print(f"fitting on {len(images)} training images ({splits.description})")
     data = {**splits.summary(), "n_fit": int(len(images))}
-    model, search = generative.fit_generator(
+    model, search = pca_kde.fit_generator(
         images, labels, n_components=args.components, bandwidth=args.bandwidth,
         kernel=args.kernel, background=args.background, folds=args.cv_folds, random_state=args.seed,
         metadata={"data": data, "seed": args.seed})
-    curve = generative.cumulative_variance(images)
+    curve = pca_kde.cumulative_variance(images)
     metrics = {
         **model.stats(),
         "variance_explained_train_measured": model.measured_variance_explained(images),

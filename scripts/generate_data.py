@@ -21,8 +21,8 @@ import dataclasses
 import numpy as np
 
 from digitlab import paths
-from digitlab.data import minimnist
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.minimnist import dataset
 from digitlab.repro import save_metrics
 
 
@@ -31,18 +31,18 @@ def parse_args(argv):
     parser = script_parser(__doc__)
     parser.add_argument("--n-per-class", type=int, default=100, help="images per digit")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--difficulty", choices=sorted(minimnist.PRESETS), default="default",
+    parser.add_argument("--difficulty", choices=sorted(dataset.PRESETS), default="default",
                         help="preset of the knobs below")
-    parser.add_argument("--mode", choices=minimnist.MODES, default="digits",
+    parser.add_argument("--mode", choices=dataset.MODES, default="digits",
                         help="digits: drawn strokes; random: uniform random pixels (control)")
     parser.add_argument("--output", default=str(paths.mini_mnist_csv()), help="CSV to write")
     parser.add_argument("--metrics", default=str(results / "generate_metrics.json"),
                         help="JSON recording the configuration and class counts")
     knobs = parser.add_argument_group("explicit knobs (override the preset)")
-    for name in minimnist.KNOBS:
-        presets = ", ".join(f"{k} {getattr(v, name):g}" for k, v in minimnist.PRESETS.items())
+    for name in dataset.KNOBS:
+        presets = ", ".join(f"{k} {getattr(v, name):g}" for k, v in dataset.PRESETS.items())
         knobs.add_argument(f"--{name.replace('_', '-')}", type=float, default=argparse.SUPPRESS,
-                           help=f"{minimnist.KNOB_HELP[name]} (presets: {presets})")
+                           help=f"{dataset.KNOB_HELP[name]} (presets: {presets})")
     return parser.parse_args(argv)
 
 
@@ -51,16 +51,16 @@ def main(argv=None):
     args = parse_args(argv)
     if args.n_per_class < 1:
         raise UserError(f"--n-per-class must be at least 1 (got {args.n_per_class}).")
-    overrides = {name: getattr(args, name, None) for name in minimnist.KNOBS}
+    overrides = {name: getattr(args, name, None) for name in dataset.KNOBS}
     negative = [name for name, value in overrides.items() if value is not None and value < 0]
     if negative:
         raise UserError(f"knob --{negative[0].replace('_', '-')} must not be negative.")
-    knobs = minimnist.difficulty(args.difficulty, **overrides)
+    knobs = dataset.difficulty(args.difficulty, **overrides)
     if knobs.width_min > knobs.width_max:
         raise UserError("--width-min must not exceed --width-max.")
-    images, labels = minimnist.generate(args.n_per_class, seed=args.seed, mode=args.mode,
+    images, labels = dataset.generate(args.n_per_class, seed=args.seed, mode=args.mode,
                                         knobs=knobs)
-    minimnist.write_csv(args.output, images, labels)
+    dataset.write_csv(args.output, images, labels)
     config = {**vars(args), "knobs": dataclasses.asdict(knobs) if args.mode == "digits" else None}
     save_metrics(args.metrics, {"rows": len(labels), "class_counts": np.bincount(labels).tolist(),
                                 "mean_intensity": float(images.mean())},

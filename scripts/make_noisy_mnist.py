@@ -20,9 +20,10 @@ import logging
 import numpy as np
 
 from digitlab import paths
+from digitlab.cli import cli, script_parser
 from digitlab.data import noise
-from digitlab.data.mnist import SOURCES, load_mnist
-from digitlab.data.noisy_mnist import (
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.noisy.sets import (
     SPLITS,
     corrupt_splits,
     noise_parameters,
@@ -30,7 +31,6 @@ from digitlab.data.noisy_mnist import (
     save_set,
     snr_report,
 )
-from digitlab.errors import cli, script_parser
 from digitlab.plots import image_grid
 from digitlab.repro import save_figure, save_metrics
 

@@ -10,7 +10,7 @@ intensity_histogram.png (every pixel value; mostly dark background plus a tail
 of ink), pca_scatter.png (the first two principal components coloured by
 label: digits form overlapping clouds) and preprocess_metrics.json (class
 counts, intensity statistics, PCA explained variance and the scaling that every
-model uses, digitlab.data.minimnist.scale: pixel / 255).
+model uses, digitlab.minimnist.dataset.scale: pixel / 255).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from digitlab import paths, plots
-from digitlab.data import minimnist
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.minimnist import dataset
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 
@@ -45,9 +45,9 @@ def main(argv=None):
     if args.per_class < 1:
         raise UserError(f"--per-class must be at least 1, got {args.per_class}.")
     rng = set_seed(args.seed)
-    images, labels = minimnist.read_csv(args.input)
+    images, labels = dataset.read_csv(args.input)
     out = Path(args.output_dir)
-    x = minimnist.scale(images).reshape(len(images), -1)
+    x = dataset.scale(images).reshape(len(images), -1)
 
     save_figure(plots.image_grid(sample_grid(images, labels, args.per_class, rng),
                                  ncols=args.per_class, cell=0.6, vmin=0, vmax=255,
@@ -73,7 +73,7 @@ def main(argv=None):
         "intensity_std": float(images.std()),
         "fraction_zero_pixels": float((images == 0).mean()),
         "pca_explained_variance_ratio": pca.explained_variance_ratio_.tolist(),
-        "scaling": minimnist.SCALING,
+        "scaling": dataset.SCALING,
     }
     save_metrics(out / "preprocess_metrics.json", metrics, seed=args.seed, config=vars(args),
                  data={"input": args.input})

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from digitlab import paths
-from digitlab.errors import UserError, cli, script_parser
-from digitlab.notebooks import execute_notebook
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.pipeline.notebooks import execute_notebook
 
 
 def parse_value(text: str):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.cli import UserError, cli, script_parser
 from digitlab.web import create_app
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.data import minimnist
+from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.splits import stratified_indices
-from digitlab.errors import UserError, cli, script_parser
+from digitlab.minimnist import dataset
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 
@@ -39,11 +39,11 @@ def main(argv=None):
     set_seed(args.seed)
     if not 0 < args.test_size < 1:
         raise UserError(f"--test-size must be a fraction between 0 and 1 (got {args.test_size}).")
-    images, labels = minimnist.read_csv(args.input)
+    images, labels = dataset.read_csv(args.input)
     train, test = stratified_indices(labels, args.test_size, args.seed, what=str(args.input),
                                      fix="generate more rows per class")
     train, test = np.sort(train), np.sort(test)
-    written = minimnist.write_split(args.output_dir, (images[train], labels[train]),
+    written = dataset.write_split(args.output_dir, (images[train], labels[train]),
                                     (images[test], labels[test]))
     metrics = {"train_rows": len(train), "test_rows": len(test),
                "train_class_counts": np.bincount(labels[train], minlength=10).tolist(),

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.errors import cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.pipeline.summary import ROWS, check_readme, render, update_readme
 from digitlab.repro import atomic_write
-from digitlab.summary import ROWS, check_readme, render, update_readme
 
 
 @cli

@@ -11,7 +11,7 @@ Usage:
 Result: ``models/mnist_cnn.pt`` (``models/mnist_cnn_<noise>.pt`` with --noise), and
 ``results/mnist/<name>/metrics.json`` (test accuracy, training seconds, images per
 second, per-epoch history, data source) with ``training_curves.png`` beside it.
-The defaults train the best CNN (``digitlab.cnn_training.BEST``, whose recipe
+The defaults train the best CNN (``digitlab.mnist.training.BEST``, whose recipe
 was chosen by cross-validation on train + validation,
 ``benchmarks/mnist_cnn_recipe.py``) on the training and validation digits
 together, so no validation accuracy is reported; ``--no-train-on-val`` keeps
@@ -32,8 +32,13 @@ import logging
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.checkpoint import save_checkpoint
-from digitlab.cnn_training import (
+from digitlab.cli import UserError, cli, script_parser
+from digitlab.data.noise import NOISE_TYPES
+from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.engine.checkpoint import save_checkpoint
+from digitlab.engine.fit import set_threads
+from digitlab.mnist.networks import ARCHITECTURES
+from digitlab.mnist.training import (
     BEST,
     DEFAULT_LR,
     OPTIMIZERS,
@@ -41,13 +46,8 @@ from digitlab.cnn_training import (
     add_noise,
     train_and_score,
 )
-from digitlab.data.mnist import SOURCES, load_mnist
-from digitlab.data.noise import NOISE_TYPES
-from digitlab.errors import UserError, cli, script_parser
-from digitlab.models.cnn import ARCHITECTURES
 from digitlab.plots import learning_curves
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.training import set_threads
 
 
 def parse_args(argv):

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from digitlab import generative as gen
-from digitlab.data.mnist import load_mnist
+from digitlab.data.sources import load_mnist
+from digitlab.generator import pca_kde as gen
 from digitlab.web import create_app
 
 pytestmark = pytest.mark.browser

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import cnn_training
-from digitlab.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.cnn_training import (
-    REFERENCE,
-    TrainConfig,
-    as_tensors,
-    cross_validate_recipe,
-    train_cnn,
-)
-from digitlab.data.mnist import write_mnist_folder
+from digitlab.cli import UserError
 from digitlab.data.noise import corrupt
+from digitlab.data.sources import write_mnist_folder
 from digitlab.data.transforms import (
     BACKGROUND,
     MNIST_MEAN,
@@ -31,8 +23,16 @@ from digitlab.data.transforms import (
     to_tensor,
     to_uint8,
 )
-from digitlab.errors import UserError
-from digitlab.models.cnn import ARCHITECTURES, build_cnn, count_parameters
+from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from digitlab.mnist import training as cnn_training
+from digitlab.mnist.networks import ARCHITECTURES, build_cnn, count_parameters
+from digitlab.mnist.training import (
+    REFERENCE,
+    TrainConfig,
+    as_tensors,
+    cross_validate_recipe,
+    train_cnn,
+)
 from digitlab.paths import PROJECT_ROOT
 
 VARIANTS = [("cnn2", {}), ("cnn2", {"dropout": 0.5, "batchnorm": True}), ("cnn3", {}),

@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from digitlab.cnn_project import (
+from digitlab.mnist.networks import build_cnn
+from digitlab.mnist.project import (
     choose,
     feature_maps,
     first_conv_filters,
     markdown_table,
     misclassified,
 )
-from digitlab.models.cnn import build_cnn
-from digitlab.variants import epochs_to_converge
+from digitlab.mnist.variants import epochs_to_converge
 
 
 def test_epochs_to_converge_is_the_first_epoch_within_half_a_point_of_the_best():

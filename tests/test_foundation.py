@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from digitlab.cli import UserError, cli
 from digitlab.data.batching import TensorBatches
-from digitlab.errors import UserError, cli
+from digitlab.engine.fit import evaluate, fit
 from digitlab.repro import atomic_write, save_metrics, set_seed
-from digitlab.training import evaluate, fit
 
 
 def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):

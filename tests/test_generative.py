@@ -13,10 +13,10 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from sklearn.neighbors import KernelDensity, NearestNeighbors
 
-from digitlab import generative as gen
-from digitlab import generator_quality as quality
-from digitlab.data.mnist import load_mnist
-from digitlab.errors import UserError
+from digitlab.cli import UserError
+from digitlab.data.sources import load_mnist
+from digitlab.generator import pca_kde as gen
+from digitlab.generator import quality
 from digitlab.paths import PROJECT_ROOT
 
 
@@ -217,7 +217,7 @@ def test_recognisability_counts_agreement_and_confidence():
 
 @pytest.mark.slow
 def test_notebook_runs_in_quick_mode_and_writes_its_quality_numbers(project_root):
-    from digitlab.notebooks import execute_notebook
+    from digitlab.pipeline.notebooks import execute_notebook
 
     executed = execute_notebook("train_kde_model", {"quick": True},
                                 output_dir=project_root / "executed", progress=False)

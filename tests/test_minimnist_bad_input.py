@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab.data import minimnist
+from digitlab.minimnist import dataset
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-HEADER = ",".join(minimnist.COLUMNS)
+HEADER = ",".join(dataset.COLUMNS)
 
 
 def load_script(name: str):
@@ -28,13 +28,13 @@ def good_rows(n: int = 3) -> list[str]:
 def with_cell(column: str, value: str) -> str:
     rows = good_rows()
     cells = rows[1].split(",")
-    cells[minimnist.COLUMNS.index(column)] = value
+    cells[dataset.COLUMNS.index(column)] = value
     rows[1] = ",".join(cells)
     return "\n".join([HEADER, *rows]) + "\n"
 
 
 def without_column(column: str) -> str:
-    keep = [i for i, name in enumerate(minimnist.COLUMNS) if name != column]
+    keep = [i for i, name in enumerate(dataset.COLUMNS) if name != column]
     rows = [",".join(np.array(line.split(","))[keep]) for line in [HEADER, *good_rows()]]
     return "\n".join(rows) + "\n"
 
@@ -88,8 +88,8 @@ def test_every_script_reports_a_missing_input_file(script, project_root, capsys)
 
 
 def test_evaluate_rejects_assignments_that_do_not_match_the_data(project_root, capsys):
-    images, labels = minimnist.generate(3, seed=0)
-    data = minimnist.write_csv(project_root / "data" / "mini_mnist.csv", images, labels)
+    images, labels = dataset.generate(3, seed=0)
+    data = dataset.write_csv(project_root / "data" / "mini_mnist.csv", images, labels)
     assignments = project_root / "clusters.csv"
     assignments.write_text("row,cluster\n" + "".join(f"{i},0\n" for i in range(5)))
     message = run_and_capture("evaluate", ["--input", str(data), "--assignments", str(assignments)],
@@ -111,5 +111,5 @@ def test_a_trailing_comma_on_every_row_does_not_shift_the_columns(tmp_path):
     rows = [",".join([str(i)] * 72 + [str(i % 10)]) + "," for i in range(3)]
     path = tmp_path / "trailing.csv"
     path.write_text("\n".join([HEADER, *rows]) + "\n")
-    pixels, labels = minimnist.read_csv(path)
+    pixels, labels = dataset.read_csv(path)
     assert pixels.reshape(3, -1)[:, 0].tolist() == [0, 1, 2] and labels.tolist() == [0, 1, 2]

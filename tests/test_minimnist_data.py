@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.data import minimnist
-from digitlab.errors import UserError
+from digitlab.cli import UserError
+from digitlab.minimnist import dataset
 
 
 @pytest.fixture(scope="module")
 def small():
-    return minimnist.generate(n_per_class=12, seed=3)
+    return dataset.generate(n_per_class=12, seed=3)
 
 
 def test_same_seed_gives_byte_identical_csv_and_other_seed_differs(tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        minimnist.write_csv(tmp_path / f"{name}.csv", *minimnist.generate(10, seed=seed))
+        dataset.write_csv(tmp_path / f"{name}.csv", *dataset.generate(10, seed=seed))
     a, b, c = ((tmp_path / f"{n}.csv").read_bytes() for n in "abc")
     assert a == b
     assert a != c
@@ -37,8 +37,8 @@ def test_rows_are_shuffled_not_grouped_by_digit(small):
 
 
 def test_digits_differ_from_each_other_more_than_within_a_class():
-    images, labels = minimnist.generate(30, seed=0, knobs=minimnist.difficulty("easy"))
-    x = minimnist.scale(images).reshape(len(images), -1)
+    images, labels = dataset.generate(30, seed=0, knobs=dataset.difficulty("easy"))
+    x = dataset.scale(images).reshape(len(images), -1)
     means = np.stack([x[labels == d].mean(0) for d in range(10)])
     nearest = np.argmin(((x[:, None, :] - means[None]) ** 2).sum(2), axis=1)
     # On easy data a nearest-class-mean rule is almost always right.
@@ -48,45 +48,45 @@ def test_digits_differ_from_each_other_more_than_within_a_class():
 def test_harder_presets_vary_more():
     spread = {}
     for name in ("easy", "hard"):
-        images, labels = minimnist.generate(30, seed=1, knobs=minimnist.difficulty(name))
-        x = minimnist.scale(images).reshape(len(images), -1)
+        images, labels = dataset.generate(30, seed=1, knobs=dataset.difficulty(name))
+        x = dataset.scale(images).reshape(len(images), -1)
         spread[name] = np.mean([x[labels == d].std(0).mean() for d in range(10)])
     assert spread["hard"] > spread["easy"]
 
 
 def test_explicit_knobs_override_the_preset():
-    knobs = minimnist.difficulty("easy", noise=0.0, rotation=None)
-    assert knobs.noise == 0.0 and knobs.rotation == minimnist.PRESETS["easy"].rotation
+    knobs = dataset.difficulty("easy", noise=0.0, rotation=None)
+    assert knobs.noise == 0.0 and knobs.rotation == dataset.PRESETS["easy"].rotation
     with pytest.raises(ValueError, match="unknown difficulty"):
-        minimnist.difficulty("impossible")
+        dataset.difficulty("impossible")
 
 
 def test_random_mode_is_uniform_noise_with_balanced_labels():
-    images, labels = minimnist.generate(50, seed=0, mode="random")
+    images, labels = dataset.generate(50, seed=0, mode="random")
     assert np.array_equal(np.bincount(labels), [50] * 10)
     assert abs(images.mean() - 127.5) < 3
     assert images.min() == 0 and images.max() == 255
 
 
 def test_scale_maps_0_255_to_unit_interval():
-    x = minimnist.scale(np.array([0, 51, 255], dtype=np.uint8))
+    x = dataset.scale(np.array([0, 51, 255], dtype=np.uint8))
     assert x.dtype == np.float32 and np.allclose(x, [0.0, 0.2, 1.0])
 
 
 def test_csv_round_trip(tmp_path, small):
     images, labels = small
-    path = minimnist.write_csv(tmp_path / "m.csv", images, labels)
-    assert path.read_text().splitlines()[0] == ",".join(minimnist.COLUMNS)
-    back_images, back_labels = minimnist.read_csv(path)
+    path = dataset.write_csv(tmp_path / "m.csv", images, labels)
+    assert path.read_text().splitlines()[0] == ",".join(dataset.COLUMNS)
+    back_images, back_labels = dataset.read_csv(path)
     assert np.array_equal(back_images, images) and np.array_equal(back_labels, labels)
 
 
 def test_split_files_round_trip_and_mismatch_is_reported(tmp_path, small):
     images, labels = small
-    minimnist.write_split(tmp_path, (images[:100], labels[:100]), (images[100:], labels[100:]))
-    split = minimnist.read_split(tmp_path)
+    dataset.write_split(tmp_path, (images[:100], labels[:100]), (images[100:], labels[100:]))
+    split = dataset.read_split(tmp_path)
     assert np.array_equal(split["x_test"], images[100:])
     assert np.array_equal(split["y_train"], labels[:100])
     (tmp_path / "y_test.csv").write_text("label\n1\n2\n")
     with pytest.raises(UserError, match="X_test.csv has 20 rows but .*y_test.csv has 2"):
-        minimnist.read_split(tmp_path)
+        dataset.read_split(tmp_path)

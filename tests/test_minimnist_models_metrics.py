@@ -9,7 +9,7 @@ from sklearn import metrics as skm
 from sklearn.metrics.cluster import contingency_matrix
 
 from digitlab import metrics
-from digitlab.models import mini
+from digitlab.minimnist import networks as mini
 
 
 def noisy_partition(seed: int, n: int = 400, n_clusters: int = 12):

@@ -9,8 +9,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 from test_minimnist_bad_input import load_script
 
-from digitlab.data import minimnist
-from digitlab.notebooks import execute_notebook
+from digitlab.minimnist import dataset
+from digitlab.pipeline.notebooks import execute_notebook
 
 FIGURES = ("samples.png", "class_means.png", "intensity_histogram.png", "pca_scatter.png",
            "kmeans_centroids.png", "contingency.png", "split_counts.png")
@@ -39,9 +39,9 @@ def test_scripts_write_their_figures_metrics_and_files(pipeline):
     results = pipeline / "results" / "mini_mnist"
     for name in FIGURES:
         assert (results / name).stat().st_size > 1000, name
-    images, labels = minimnist.read_csv(pipeline / "data" / "mini_mnist.csv")
+    images, labels = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
     assert images.shape == (200, 9, 8)
-    assert metrics_of(results / "preprocess_metrics.json")["scaling"] == minimnist.SCALING
+    assert metrics_of(results / "preprocess_metrics.json")["scaling"] == dataset.SCALING
 
     clusters = np.loadtxt(results / "kmeans_assignments.csv", delimiter=",", skiprows=1,
                           dtype=int)[:, 1]
@@ -55,10 +55,10 @@ def test_scripts_write_their_figures_metrics_and_files(pipeline):
 
 
 def test_split_is_stratified_80_20_and_covers_every_row_once(pipeline):
-    split = minimnist.read_split(pipeline / "data")
+    split = dataset.read_split(pipeline / "data")
     assert len(split["y_train"]) == 160 and len(split["y_test"]) == 40
     assert np.array_equal(np.bincount(split["y_test"]), [4] * 10)
-    images, _ = minimnist.read_csv(pipeline / "data" / "mini_mnist.csv")
+    images, _ = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
     rows = np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1)
     assert np.array_equal(np.unique(rows, axis=0), np.unique(images.reshape(200, -1), axis=0))
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from digitlab import paths
-from digitlab.notebooks import execute_notebook
+from digitlab.pipeline.notebooks import execute_notebook
 
 NOTEBOOKS = ("mnist_01_exploration", "mnist_02_first_cnn", "mnist_03_numpy_softmax",
              "mnist_04_variants", "mnist_05_cnn_project")

@@ -12,7 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from digitlab.data.mnist import (
+from digitlab.cli import UserError
+from digitlab.data.sources import (
     FILES,
     download_mnist,
     load_embedded,
@@ -20,7 +21,6 @@ from digitlab.data.mnist import (
     load_mnist,
     write_mnist_folder,
 )
-from digitlab.errors import UserError
 
 
 def tiny_set(n: int, seed: int):

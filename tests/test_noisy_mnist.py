@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import noisy, paths
-from digitlab.cnn_training import add_noise
+from digitlab import paths
+from digitlab.cli import UserError
 from digitlab.data import noise
-from digitlab.data.mnist import load_mnist
-from digitlab.data.noisy_mnist import SETS, NoisySet, load_manifest, load_set
-from digitlab.errors import UserError
-from digitlab.models.dense import build_dense
-from digitlab.training import predict_proba
+from digitlab.data.sources import load_mnist
+from digitlab.engine.fit import predict_proba
+from digitlab.mnist.training import add_noise
+from digitlab.noisy import study
+from digitlab.noisy.dense import build_dense
+from digitlab.noisy.sets import SETS, NoisySet, load_manifest, load_set
 
 SCRIPT = paths.PROJECT_ROOT / "scripts" / "make_noisy_mnist.py"
 
@@ -106,15 +107,15 @@ def tiny_set(n=120, seed=0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_cross_validation_is_stratified_seeded_and_summarised():
     images, labels = tiny_set()
-    config = noisy.MODELS["dnn"].replace(epochs=3)
-    cv = noisy.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
+    config = study.MODELS["dnn"].replace(epochs=3)
+    cv = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
     assert [f["n_test"] for f in cv["folds"]] == [24] * 5
     assert sum(f["n_test"] for f in cv["folds"]) == len(labels)
     assert all(len(f["history"]["val_acc"]) == 3 for f in cv["folds"])
     assert cv["mean"] == pytest.approx(np.mean(cv["accuracies"]))
     assert cv["std"] == pytest.approx(np.std(cv["accuracies"]))
     assert cv["mean"] > 0.8  # the toy classes are easy: the folds really train
-    again = noisy.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
+    again = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
     assert again["accuracies"] == cv["accuracies"]
 
 
@@ -123,18 +124,18 @@ def test_robustness_matrix_reuses_trained_models_and_scores_every_pair():
     clean = NoisySet("clean", images, labels, images[:20], labels[:20], images, labels)
     dark = NoisySet("dark", images // 4, labels, images[:20] // 4, labels[:20], images // 4,
                     labels)
-    config = noisy.MODELS["dnn"].replace(epochs=3)
-    model = noisy.train(config, images, labels, seed=0, progress=False)
-    out = noisy.robustness_matrix(config, {"clean": clean, "dark": dark},
+    config = study.MODELS["dnn"].replace(epochs=3)
+    model = study.train(config, images, labels, seed=0, progress=False)
+    out = study.robustness_matrix(config, {"clean": clean, "dark": dark},
                                   trained={"clean": model}, progress=False)
     matrix = np.array(out["accuracy"])
     assert matrix.shape == (2, 2) and out["train_sets"] == ["clean", "dark"]
-    assert matrix[0, 0] == pytest.approx(np.mean(noisy.predict(model, images) == labels))
+    assert matrix[0, 0] == pytest.approx(np.mean(study.predict(model, images) == labels))
 
 
 @pytest.mark.slow
 def test_notebook_runs_in_quick_mode(project_root):
-    from digitlab.notebooks import execute_notebook
+    from digitlab.pipeline.notebooks import execute_notebook
 
     make_sets()
     executed = execute_notebook("noisy_mnist", {"quick": True}, output_dir=project_root / "nb",
@@ -157,7 +158,7 @@ def test_a_damaged_manifest_names_the_command_that_recreates_it(tmp_path):
 
 
 def test_sets_the_last_build_did_not_write_are_refused_not_mixed_in(project_root):
-    from digitlab.data.noisy_mnist import load_sets
+    from digitlab.noisy.sets import load_sets
 
     make_sets("--noise", "awgn", "--seed", "1")
     manifest, sets = load_sets(("clean", "awgn"))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.data.mnist import load_mnist
-from digitlab.models import numpy_models as nm
+from digitlab.data.sources import load_mnist
+from digitlab.mnist import numpy_models as nm
 
 
 def _batch(n=16, d=12, k=10, seed=0):

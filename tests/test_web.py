@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import generative as gen
-from digitlab.data.mnist import load_mnist
+from digitlab.data.sources import load_mnist
+from digitlab.generator import pca_kde as gen
 from digitlab.web import MAX_BODY_BYTES, create_app
 from digitlab.web.png import encode_png
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from digitlab.errors import UserError
+from digitlab.cli import UserError
 
 
 def stratified_indices(labels: np.ndarray, test_size: float | int, seed: int, *,

@@ -1,4 +1,4 @@
-"""Smaller copies of an :class:`~digitlab.data.mnist.MNISTSplits`, for quick runs.
+"""Smaller copies of an :class:`~digitlab.data.sources.MNISTSplits`, for quick runs.
 
 Every source's splits are already shuffled, so the first ``n`` images of a
 split are a random sample of it.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from digitlab.data.mnist import MNISTSplits
+from digitlab.data.sources import MNISTSplits
 
 
 def head(splits: MNISTSplits, n_train: int | None = None, n_val: int | None = None,

@@ -23,8 +23,8 @@ import os
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from digitlab.errors import UserError
-from digitlab.generative import FIT_COMMAND, load_generator, model_path
+from digitlab.cli import UserError
+from digitlab.generator.pca_kde import FIT_COMMAND, load_generator, model_path
 from digitlab.web.png import png_data_uris
 
 MAX_SAMPLES = 16

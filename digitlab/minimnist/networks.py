@@ -1,8 +1,8 @@
 """The Mini MNIST networks: the 72-20-10-10 MLP and a small CNN on 1 x 9 x 8 images.
 
-Both return logits; :func:`digitlab.training.predict_proba` turns them into the
+Both return logits; :func:`digitlab.engine.fit.predict_proba` turns them into the
 softmax probabilities that are reported. Inputs are scaled with
-:func:`digitlab.data.minimnist.scale`.
+:func:`digitlab.minimnist.dataset.scale`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from digitlab.data.minimnist import COLS, N_PIXELS, ROWS
-from digitlab.training import History, fit
+from digitlab.engine.fit import History, fit
+from digitlab.minimnist.dataset import COLS, N_PIXELS, ROWS
 
 MLP_SIZES = (N_PIXELS, 20, 10, 10)
 

@@ -1,6 +1,6 @@
 """How good a generator's samples are: recognisable as the requested digit, and new.
 
-Two measures for :mod:`digitlab.generative` samples (the notebook
+Two measures for :mod:`digitlab.generator.pca_kde` samples (the notebook
 ``train_kde_model`` reports both): :func:`recognisability`, how often a trained
 CNN reads a sample as the digit that was asked for, and :func:`novelty`, how
 close samples lie to their nearest training image compared with real digits
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.generative import to_unit
+from digitlab.generator.pca_kde import to_unit
 
 
 def recognisability(classifier, images: np.ndarray, requested: np.ndarray) -> dict:
     """How often a trained digit classifier (a torch CNN) agrees with the requested digit."""
     from digitlab.data.transforms import to_tensor
-    from digitlab.training import predict_proba
+    from digitlab.engine.fit import predict_proba
 
     proba = predict_proba(classifier, to_tensor(images)).numpy()
     predicted = proba.argmax(1)

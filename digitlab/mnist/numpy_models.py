@@ -22,7 +22,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from digitlab.training import History
+from digitlab.engine.fit import History
 
 Params = dict[str, np.ndarray]
 
@@ -150,7 +150,7 @@ def fit(model: NumpyClassifier, train: tuple[np.ndarray, np.ndarray],
         val: tuple[np.ndarray, np.ndarray] | None, *, lr: float, epochs: int,
         batch_size: int | None = None, patience: int | None = None, seed: int = 0,
         progress: bool = True, desc: str = "numpy fit") -> History:
-    """Gradient descent on ``model.params``; returns a :class:`~digitlab.training.History`.
+    """Gradient descent on ``model.params``; returns a :class:`~digitlab.engine.fit.History`.
 
     ``batch_size=None`` is batch gradient descent (one step per epoch on the whole
     training set); otherwise seeded, shuffled mini-batches. With ``patience``,

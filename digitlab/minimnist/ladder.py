@@ -18,11 +18,11 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from digitlab.data.minimnist import N_PIXELS, scale
 from digitlab.data.splits import stratified_indices
+from digitlab.engine.fit import History, predict_logits
 from digitlab.metrics import apply_mapping, hungarian_mapping
-from digitlab.models import mini
-from digitlab.training import History, predict_logits
+from digitlab.minimnist import networks as mini
+from digitlab.minimnist.dataset import N_PIXELS, scale
 
 RUNGS = ("chance", "K-Means (Hungarian)", "logistic regression", "MLP 72-20-10-10", "CNN")
 KEYS = {"chance": "chance", "K-Means (Hungarian)": "kmeans", "logistic regression": "logistic",

@@ -2,7 +2,7 @@
 
 Every network returns logits; the softmax output layer is applied by the
 loss (``cross_entropy``) during training and by
-:func:`digitlab.training.predict_proba` at prediction time, which is
+:func:`digitlab.engine.fit.predict_proba` at prediction time, which is
 numerically safer than a softmax layer followed by a log.
 
 ``build_dense(name, **kwargs)`` builds one by name (see :data:`ARCHITECTURES`):
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from digitlab.models.registry import build
+from digitlab.engine.registry import build
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10

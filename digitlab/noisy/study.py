@@ -2,13 +2,13 @@
 
 The notebook ``notebooks/noisy_mnist.ipynb`` and ``benchmarks/noisy_mnist.py``
 share this module: a :class:`ModelConfig` names a network and how to train
-it; :func:`train` fits it with :func:`digitlab.training.fit` (validation split
+it; :func:`train` fits it with :func:`digitlab.engine.fit.fit` (validation split
 for curves and early stopping), :func:`score` evaluates it once on a test set,
 :func:`cross_validate` runs stratified k-fold cross-validation and
 :func:`robustness_matrix` trains on each noisy set and tests on every one.
 
 Data comes from the ``.npy`` sets written by ``scripts/make_noisy_mnist.py``
-(:mod:`digitlab.data.noisy_mnist`). Labels stay integers: ``cross_entropy``
+(:mod:`digitlab.noisy.sets`). Labels stay integers: ``cross_entropy``
 takes class indices, so no model here needs one-hot targets.
 """
 
@@ -23,13 +23,13 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
-from digitlab.data.noisy_mnist import NoisySet
 from digitlab.data.transforms import flatten_tensor, to_tensor
+from digitlab.engine.fit import History, fit, predict_logits
 from digitlab.metrics import classification_summary
-from digitlab.models.cnn import build_cnn
-from digitlab.models.dense import build_dense
+from digitlab.mnist.networks import build_cnn
+from digitlab.noisy.dense import build_dense
+from digitlab.noisy.sets import NoisySet
 from digitlab.repro import set_seed
-from digitlab.training import History, fit, predict_logits
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from digitlab.cnn_training import TrainConfig
-from digitlab.variants import Data, Run, results_table, train_run
+from digitlab.mnist.training import TrainConfig
+from digitlab.mnist.variants import Data, Run, results_table, train_run
 
 
 def compare(candidates: Mapping[str, TrainConfig], train: Data, val: Data, *, seed: int = 0,

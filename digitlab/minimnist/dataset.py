@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.data.tables import check_integer_range, read_table
-from digitlab.errors import UserError
+from digitlab.cli import UserError
+from digitlab.minimnist.tables import check_integer_range, read_table
 from digitlab.repro import atomic_write
 
 ROWS, COLS = 9, 8

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from digitlab.models.registry import build
+from digitlab.engine.registry import build
 
 
 def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,
@@ -75,7 +75,7 @@ class Ensemble(nn.Module):
     ``forward`` returns the log of the mean probability, which is a valid logit
     vector (its softmax is the mean probability), so an ensemble can be used
     wherever one network is. Members are trained one after the other
-    (:func:`digitlab.cnn_training.train_cnn`), each from its own seed.
+    (:func:`digitlab.mnist.training.train_cnn`), each from its own seed.
     """
 
     def __init__(self, members: list[nn.Module]):

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.errors import UserError
+from digitlab.cli import UserError
 from digitlab.repro import _jsonable, atomic_target
 
 FORMAT = "digitlab-checkpoint"
@@ -58,7 +58,7 @@ def load_checkpoint(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the saved network in eval mode; return it and the checkpoint's info.
 
-    ``build(arch, **model_kwargs)`` defaults to :func:`digitlab.models.cnn.build_cnn`;
+    ``build(arch, **model_kwargs)`` defaults to :func:`digitlab.mnist.networks.build_cnn`;
     other model families pass their own builder.
     """
     path = Path(path)
@@ -71,10 +71,10 @@ def load_checkpoint(
         raise UserError(f"checkpoint {path} is not a readable PyTorch file ({err}); "
                         "re-create it with scripts/train_cnn.py.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"checkpoint {path} was not written by digitlab.checkpoint; "
+        raise UserError(f"checkpoint {path} was not written by digitlab.engine.checkpoint; "
                         "re-create it with scripts/train_cnn.py.")
     if build is None:
-        from digitlab.models.cnn import build_cnn as build
+        from digitlab.mnist.networks import build_cnn as build
     model = build(payload["arch"], **payload["model_kwargs"])
     try:
         model.load_state_dict(payload["state_dict"])

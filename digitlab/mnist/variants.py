@@ -1,7 +1,7 @@
 """Training grids of CNN configurations and the variants study.
 
 A *run* is one network (architecture + options) trained with one recipe by
-:func:`digitlab.cnn_training.train_cnn`. :func:`train_run` trains one and
+:func:`digitlab.mnist.training.train_cnn`. :func:`train_run` trains one and
 :func:`results_table` tabulates many; the variants study crosses
 {plain, dropout, batch-norm, dropout + batch-norm} with {SGD, Adam, RMSprop}.
 
@@ -25,16 +25,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from digitlab.cnn_training import TrainConfig, train_cnn
-from digitlab.models.cnn import count_parameters
+from digitlab.engine.fit import History
+from digitlab.mnist.networks import count_parameters
+from digitlab.mnist.training import TrainConfig, train_cnn
 from digitlab.repro import save_metrics
-from digitlab.training import History
 
 CONVERGENCE_TOLERANCE = 0.005
 
 # The usual starting learning rate of each optimiser, kept constant so that the
 # optimisers, not schedules, are compared (SGD uses Nesterov momentum 0.9, see
-# digitlab.cnn_training.make_optimizer).
+# digitlab.mnist.training.make_optimizer).
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "SGD": {"optimizer": "sgd", "lr": 0.05},
     "Adam": {"optimizer": "adam", "lr": 1e-3},
@@ -91,7 +91,7 @@ def epochs_to_converge(val_acc: list[float], tolerance: float = CONVERGENCE_TOLE
 
 def train_run(name: str, config: TrainConfig, train: Data, val: Data, *, seed: int = 0,
               progress: bool = True) -> Run:
-    """Train one configuration with :func:`digitlab.cnn_training.train_cnn`, timed."""
+    """Train one configuration with :func:`digitlab.mnist.training.train_cnn`, timed."""
     start = time.perf_counter()
     model, history = train_cnn(config, train, val, seed=seed, progress=progress)
     return Run(name, config, model, history, time.perf_counter() - start)

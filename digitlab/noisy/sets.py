@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
+from digitlab.cli import UserError
 from digitlab.data import noise
-from digitlab.errors import UserError
 from digitlab.repro import atomic_target, save_json
 
 SPLITS = ("train", "val", "test")

@@ -4,7 +4,7 @@
 recipe of the project's best CNN and :data:`REFERENCE` the one of the classic
 PyTorch MNIST example (Adadelta lr 1.0, StepLR gamma 0.7, batch 64, 14 epochs).
 :func:`train_cnn` builds the network, trains it with
-:func:`digitlab.training.fit` on in-memory tensors and returns it with its
+:func:`digitlab.engine.fit.fit` on in-memory tensors and returns it with its
 history; ``scripts/train_cnn.py``, ``benchmarks/mnist_cnn.py`` and the
 notebooks all go through it.
 """
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitlab.cli import UserError
 from digitlab.data.transforms import FreshCorruption, RandomAffine, to_tensor
-from digitlab.errors import UserError
-from digitlab.models.cnn import Ensemble, build_cnn
-from digitlab.training import History, fit
+from digitlab.engine.fit import History, fit
+from digitlab.mnist.networks import Ensemble, build_cnn
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
 SCHEDULES = ("onecycle", "step", "constant")
@@ -211,7 +211,7 @@ def train_and_score(config: TrainConfig, splits, *, clean=None, seed: int = 0,
     training digits, epochs, seconds, images per second (an image counts once however
     many ensemble members it goes through) and parameters.
     """
-    from digitlab.models.cnn import count_parameters
+    from digitlab.mnist.networks import count_parameters
 
     fit_on = _fit_images(config, splits, clean)
     train = as_tensors(fit_on.train_images, fit_on.train_labels)
@@ -247,8 +247,8 @@ def _fit_images(config: TrainConfig, noisy, clean):
 
 def evaluate_images(model: nn.Module, images, labels) -> dict:
     """Accuracy, loss, per-class precision/recall/F1 and confusion matrix on uint8 images."""
+    from digitlab.engine.fit import predict_logits
     from digitlab.metrics import classification_summary
-    from digitlab.training import predict_logits
 
     x, y = as_tensors(images, labels)
     logits = predict_logits(model, x)
@@ -270,7 +270,7 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, clean=None,
     """
     from sklearn.model_selection import StratifiedKFold
 
-    from digitlab.training import predict_logits
+    from digitlab.engine.fit import predict_logits
 
     smallest_class = int(np.unique(labels, return_counts=True)[1].min()) if len(labels) else 0
     if not 2 <= folds <= smallest_class:
@@ -298,7 +298,7 @@ def cross_validate_recipe(config: TrainConfig, images, labels, *, clean=None,
 def add_noise(splits, kind: str, seed: int):
     """A copy of an :class:`MNISTSplits` with every split corrupted by ``kind``, using the
     same per-split noise streams as the saved noisy sets (``make_noisy_mnist.py``)."""
-    from digitlab.data.noisy_mnist import corrupt_splits  # only needed with --noise
+    from digitlab.noisy.sets import corrupt_splits  # only needed with --noise
 
     noisy = corrupt_splits(splits, kind, seed)
     return dataclasses.replace(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from digitlab.errors import UserError
+from digitlab.cli import UserError
 
 
 def build(registry: Mapping[str, Callable[..., nn.Module]], family: str, arch: str,

@@ -1,0 +1,1 @@
+"""The one way a torch model is trained, evaluated, cross-validated and saved."""

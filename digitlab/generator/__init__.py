@@ -1,0 +1,1 @@
+"""The PCA + KDE digit generator and the quality of its samples."""

@@ -1,1 +1,0 @@
-"""The networks: Mini MNIST MLP and CNN, dense networks, the CNN family, NumPy models."""

@@ -1,0 +1,1 @@
+"""The results table and the notebook runner."""
