@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/minimnist_ladder.py                 # seeds 0 1 2, 100 images per digit
     python benchmarks/minimnist_ladder.py --seeds 0 --n-per-class 300
+    python benchmarks/minimnist_ladder.py --quick      # one seed, 20 images per digit
 
 For every seed, generates the default-difficulty data set and the ``--mode
 random`` control (CSV files under results/mini_mnist/benchmark/), clusters all
@@ -11,7 +12,8 @@ scores the ladder chance < K-Means (Hungarian) < logistic regression <= MLP <=
 CNN exactly as the notebook train_mini_mnist does (seed 0 reproduces the
 pipeline's numbers). Prints one line per data set and seed, the mean over
 seeds and a PASS/FAIL line per target, and writes
-results/mini_mnist/benchmark.json.
+results/mini_mnist/benchmark.json (a run with other options writes beside it,
+named by what differs, e.g. benchmark_quick.json).
 
 Targets: default data: 0.2 <= ARI <= 0.7, MLP >= 90%, CNN >= MLP, ladder
 ordered; random control: |ARI| <= 0.02 and MLP <= 20%.
@@ -25,9 +27,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
-from digitlab.engine.fit import set_threads
+from digitlab import devices, paths
+from digitlab.cli import UserError, add_device, cli, script_parser
 from digitlab.metrics import adjusted_rand_index
 from digitlab.minimnist import dataset
 from digitlab.minimnist.ladder import (
@@ -37,13 +38,19 @@ from digitlab.minimnist.ladder import (
     stratified_split,
     validation_split,
 )
+from digitlab.minimnist.networks import RECIPE
+from digitlab.pipeline.benchmarks import output_path
 from digitlab.repro import save_metrics
 
 NUMBERS = ("ari", "chance_accuracy", "kmeans_accuracy", "logistic_accuracy", "mlp_accuracy",
            "cnn_accuracy")
 
 
-def benchmark_one(mode: str, seed: int, n_per_class: int, folder: Path) -> dict:
+DEFAULTS = {"seeds": [0, 1, 2], "n_per_class": 100, "quick": False, "device": "cpu"}
+
+
+def benchmark_one(mode: str, seed: int, n_per_class: int, folder: Path, device="cpu",
+                  recipe=None) -> dict:
     """ARI of K-Means on every row, then the ladder on the seeded 80/20 split."""
     images, labels = dataset.generate(n_per_class, seed=seed, mode=mode)
     csv = dataset.write_csv(folder / f"{mode}_seed{seed}.csv", images, labels)
@@ -52,7 +59,8 @@ def benchmark_one(mode: str, seed: int, n_per_class: int, folder: Path) -> dict:
     ari = adjusted_rand_index(labels, fit_kmeans(data.x, seed).labels_)
     train, test = stratified_split(labels, 0.2, seed)
     fit, val = validation_split(Part(data.x[train], data.y[train]), 0.2, seed)
-    ladder = run_ladder(fit, val, Part(data.x[test], data.y[test]), seed)
+    kwargs = {} if recipe is None else {"recipe": recipe}
+    ladder = run_ladder(fit, val, Part(data.x[test], data.y[test]), seed, device=device, **kwargs)
     return {"ari": ari, **ladder.as_metrics()}
 
 
@@ -68,26 +76,43 @@ def checks(mean: dict[str, dict]) -> dict[str, bool]:
     }
 
 
-@cli
-def main(argv=None):
+def parse_args(argv):
     parser = script_parser(__doc__)
     results = paths.mini_mnist_results()
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"],
                         help="data, split and model seeds")
-    parser.add_argument("--n-per-class", type=int, default=100, help="images per digit")
+    parser.add_argument("--n-per-class", type=int, default=DEFAULTS["n_per_class"],
+                        help="images per digit")
+    parser.add_argument("--quick", action="store_true",
+                        help="the first seed, 20 images per digit, 20 epochs: the plumbing")
     parser.add_argument("--data-dir", default=str(results / "benchmark"),
                         help="where the generated CSV files go")
-    parser.add_argument("--output", default=str(results / "benchmark.json"), help="JSON to write")
+    add_device(parser)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: results/mini_mnist/benchmark.json for the default run, "
+                             "else a sibling named by the options that differ")
     args = parser.parse_args(argv)
     if args.n_per_class < 5:
         raise UserError("--n-per-class must be at least 5 for the 80/20 and validation splits.")
-    set_threads(1)  # networks this small train fastest on one thread
+    return args
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    device = devices.resolve(args.device)
+    devices.set_threads(1, device)  # networks this small train fastest on one thread
+    output = output_path(paths.mini_mnist_results() / "benchmark.json",
+                         {**vars(args), "device": device.type}, DEFAULTS, args.output)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    n_per_class = 20 if args.quick else args.n_per_class
+    recipe = RECIPE.replace(epochs=20) if args.quick else None
     runs: dict[str, dict[int, dict]] = {"digits": {}, "random": {}}
-    jobs = [(mode, seed) for seed in args.seeds for mode in runs]
+    jobs = [(mode, seed) for seed in seeds for mode in runs]
     start = time.perf_counter()
     for mode, seed in tqdm(jobs, desc="benchmark", unit="run"):
-        runs[mode][seed] = result = benchmark_one(mode, seed, args.n_per_class,
-                                                  Path(args.data_dir))
+        runs[mode][seed] = result = benchmark_one(mode, seed, n_per_class,
+                                                  Path(args.data_dir), device, recipe)
         tqdm.write(f"{mode:>6} seed {seed}: " +
                    "  ".join(f"{k.removesuffix('_accuracy')} {result[k]:.3f}" for k in NUMBERS) +
                    f"  ordered {result['ordered']}")
@@ -96,17 +121,18 @@ def main(argv=None):
     for mode, per_seed in runs.items():
         mean[mode]["ordered_all_seeds"] = all(r["ordered"] for r in per_seed.values())
     passed = checks(mean)
-    print(f"\nmean over seeds {args.seeds} ({args.n_per_class} images per digit):")
+    print(f"\nmean over seeds {seeds} ({n_per_class} images per digit):")
     for mode in runs:
         print(f"  {mode:>6}: " + "  ".join(f"{k} {mean[mode][k]:.3f}" for k in NUMBERS))
     for name, ok in passed.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
-    save_metrics(args.output, {"default": mean["digits"], "random": mean["random"],
-                               "checks": passed, "all_passed": all(passed.values())},
-                 seed=args.seeds[0], config=vars(args),
+    save_metrics(output, {"default": mean["digits"], "random": mean["random"],
+                          "checks": passed, "all_passed": all(passed.values())},
+                 seed=seeds[0], config={**vars(args), "seeds": seeds,
+                                        "n_per_class": n_per_class, **devices.describe(device)},
                  per_seed={m: {str(s): r for s, r in per.items()} for m, per in runs.items()},
                  seconds=time.perf_counter() - start)
-    print(f"written: {args.output}")
+    print(f"written: {output}")
 
 
 if __name__ == "__main__":

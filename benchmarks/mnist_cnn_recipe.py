@@ -4,6 +4,7 @@ Usage:
     python benchmarks/mnist_cnn_recipe.py            # 8 candidates x 4 folds: the longest benchmark
     python benchmarks/mnist_cnn_recipe.py --quick    # 2 folds, 1 epoch, 400 digits: plumbing
     python benchmarks/mnist_cnn_recipe.py --noise awgn   # the same candidates on noisy digits
+    python benchmarks/mnist_cnn_recipe.py --device cuda
 
 Each candidate changes one thing in the recipe of the best CNN's family
 (epochs, dropout, stronger augmentation, width, two networks averaged). It is
@@ -11,88 +12,89 @@ scored by stratified 4-fold cross-validation on the training and validation
 digits pooled (4,000 offline): every digit is predicted once by a network that
 did not train on it. With ``--noise`` two more candidates train on the clean
 digits with fresh noise drawn for every batch, after augmentation
-(``TrainConfig.fresh_noise``); every candidate is still scored on the same
+(``Recipe.fresh_noise``); every candidate is still scored on the same
 fixed noisy digits. The held-out test digits are never loaded into the
 comparison. The choice: among the candidates that fit the time budget, the
 one with the lowest out-of-fold log-loss (accuracy on 4,000 digits moves in
 steps of 0.025 %; the log-loss separates close candidates better). A candidate
 fits when its training compute (``compute``: width-16 network-epochs) is at
 most :data:`BUDGET`, sized so that training on 4,000 digits stays under 60 s on
-2 cores even on a slow run; ``make mnist-bench`` times the chosen one.
-``digitlab.mnist.training.BEST`` is that candidate, trained on all 4,000 digits.
+2 cores even on a slow run (each candidate's measured seconds per network-epoch
+are in the results file); ``make mnist-bench`` times the chosen one.
+``digitlab.mnist.recipes.BEST`` is that candidate, trained on all 4,000 digits.
 
 Prints one line per candidate; writes ``results/mnist/recipe_selection.json``
 and ``results/mnist/recipe_selection.png`` (with ``--noise``:
 ``results/noisy_mnist/recipe_selection_<noise>.json`` and ``.png``, the same
-candidates compared on the corrupted digits).
+candidates compared on the corrupted digits). Runs with other options (``--quick``,
+``--folds``, ``--seed``, ``--source``, another device) write beside those files,
+named by what differs.
 """
 
 from __future__ import annotations
 
-import logging
 import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 
-from digitlab import paths
-from digitlab.cli import cli, script_parser
+from digitlab import devices, paths
+from digitlab.cli import add_device, add_verbose, cli, script_parser, setup_logging
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
-from digitlab.engine.fit import set_threads
-from digitlab.mnist.training import BEST, add_noise, cross_validate_recipe
+from digitlab.data.transforms import as_tensors
+from digitlab.engine import cross_validate
+from digitlab.mnist.recipes import BEST, BEST_NETWORK
+from digitlab.noisy.sets import corrupt_splits
+from digitlab.pipeline.benchmarks import output_path
 from digitlab.plots import bar_chart
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.repro import save_figure, save_metrics
 
 STRONG_AUGMENT = {"degrees": 15.0, "translate": 0.1, "scale": (0.85, 1.15), "shear": 10.0}
-ONE_NETWORK = {**BEST.model_kwargs, "members": 1}
-# One change each; the first is the recipe this project used before this comparison
-# (except that it averaged three networks).
+# One change each: (network options, recipe settings). The first is the recipe this project
+# used before this comparison (except that it averaged three networks).
 CANDIDATES = {
-    "15 epochs": {"epochs": 15},
-    "25 epochs": {"epochs": 25},
-    "40 epochs": {"epochs": 40},
-    "60 epochs": {"epochs": 60},
-    "25 epochs, dropout 0.3": {"epochs": 25, "model_kwargs": {**ONE_NETWORK, "dropout": 0.3}},
-    "25 epochs, stronger augmentation": {"epochs": 25, "augment_params": STRONG_AUGMENT},
-    "25 epochs, width 24": {"epochs": 25, "model_kwargs": {**ONE_NETWORK, "width": 24}},
-    "2 networks x 30 epochs": {"epochs": 30, "model_kwargs": {**ONE_NETWORK, "members": 2}},
+    "15 epochs": ({}, {"epochs": 15}),
+    "25 epochs": ({}, {"epochs": 25}),
+    "40 epochs": ({}, {"epochs": 40}),
+    "60 epochs": ({}, {"epochs": 60}),
+    "25 epochs, dropout 0.3": ({"dropout": 0.3}, {"epochs": 25}),
+    "25 epochs, stronger augmentation": ({}, {"epochs": 25, "augment_params": STRONG_AUGMENT}),
+    "25 epochs, width 24": ({"width": 24}, {"epochs": 25}),
+    "2 networks x 30 epochs": ({"members": 2}, {"epochs": 30}),
 }
+DEFAULTS = {"source": "embedded", "folds": 4, "quick": False, "seed": 0, "device": "cpu"}
+# Training compute allowed, in width-16 network-epochs over the 4,000 digits: 60 s on
+# 2 cores allows somewhat more at the speeds measured (seconds_per_network_epoch in the
+# results file, and make mnist-bench); 45 keeps a margin for slower runs.
+BUDGET = 45.0
 
 
 def noise_candidates(kind: str) -> dict:
     """With --noise: train on the clean digits, corrupted anew every batch."""
-    return {f"{epochs} epochs, fresh noise per batch": {"epochs": epochs, "fresh_noise": kind}
+    return {f"{epochs} epochs, fresh noise per batch": ({}, {"epochs": epochs,
+                                                          "fresh_noise": kind})
             for epochs in (25, 40)}
 
 
-def candidate_config(changes: dict, quick: bool):
-    config = BEST.replace(model_kwargs=ONE_NETWORK).replace(**changes)
-    return config.replace(epochs=1) if quick else config
+def candidate(changes: tuple[dict, dict], quick: bool):
+    """The (network, recipe) of one candidate: the best CNN with one thing changed."""
+    options, settings = changes
+    recipe = BEST.replace(**settings)
+    return BEST_NETWORK.replace(**options), recipe.replace(epochs=1) if quick else recipe
 
 
-# One width-16 network-epoch over 4,000 digits took 0.95 s in benchmarks/mnist_cnn.py and
-# 1.15 s inside `make all` on the same 2-core machine: 60 s allows about 52 at the slower
-# speed, and 45 keeps a margin for slower runs still.
-BUDGET = 45.0
-
-
-def compute(config) -> float:
+def compute(network, recipe) -> float:
     """Training compute in width-16 network-epochs (a convolution's cost grows as width^2)."""
-    kwargs = config.model_kwargs
-    return config.epochs * kwargs.get("members", 1) * (kwargs.get("width", 16) / 16) ** 2
+    options = network.options
+    return recipe.epochs * options.get("members", 1) * (options.get("width", 16) / 16) ** 2
 
 
 def choose(results: dict) -> str:
     """The candidate with the lowest out-of-fold log-loss among those within BUDGET."""
     affordable = [name for name, r in results.items() if r["compute"] <= BUDGET]
     return min(affordable, key=lambda name: results[name]["log_loss"])
-
-
-def pooled(splits, part: str) -> np.ndarray:
-    """Training and validation ``part`` ("images" or "labels") of a split, in one array."""
-    return np.concatenate([getattr(splits, f"train_{part}"), getattr(splits, f"val_{part}")])
 
 
 def plot_candidates(results: dict, folds: int, path: Path) -> None:
@@ -106,56 +108,72 @@ def plot_candidates(results: dict, folds: int, path: Path) -> None:
                           ylim=(max(0.0, low - 0.01), 1.0)), path)
 
 
-@cli
-def main(argv=None):
+def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default="embedded")
+    parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"])
     parser.add_argument("--noise", choices=NOISE_TYPES, default=None,
                         help="compare the candidates on digits corrupted with this noise")
-    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--folds", type=int, default=DEFAULTS["folds"])
     parser.add_argument("--quick", action="store_true",
                         help="2 folds, 1 epoch, 400 digits: checks the plumbing in seconds")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    add_device(parser)
     parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/mnist/recipe_selection.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threads = set_threads()
-    set_seed(args.seed)
+                        help="default: results/mnist/recipe_selection.json (with --noise: "
+                             "results/noisy_mnist/recipe_selection_<noise>.json) for the "
+                             "default run, else a sibling named by the options that differ")
+    add_verbose(parser)
+    return parser.parse_args(argv)
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    device = devices.resolve(args.device)
+    threads = devices.set_threads(device=device)
     clean = load_mnist(args.source, seed=args.seed)
-    splits = clean if args.noise is None else add_noise(clean, args.noise, args.seed)
-    images, clean_images, labels = (pooled(splits, "images"), pooled(clean, "images"),
-                                    pooled(splits, "labels"))
+    splits = clean if args.noise is None else corrupt_splits(clean, args.noise, args.seed)
+    (images, labels), (clean_images, _) = splits.pooled(), clean.pooled()
     candidates = {**CANDIDATES, **(noise_candidates(args.noise) if args.noise else {})}
     folds = args.folds
     if args.quick:
         images, clean_images, labels, folds = images[:400], clean_images[:400], labels[:400], 2
     print(f"{folds}-fold cross-validation on {len(labels)} train + validation digits "
           f"({splits.description}); the test split is not used")
+    x, y = as_tensors(images, labels)
+    x_clean = as_tensors(clean_images, labels)[0]
 
     results = {}
     for name, changes in candidates.items():
         start = time.perf_counter()
-        config = candidate_config(changes, args.quick)
-        scores = cross_validate_recipe(config, images, labels, clean=clean_images,
-                                       folds=folds, seed=args.seed)
-        results[name] = {**scores, "seconds_per_fold": (time.perf_counter() - start) / folds,
-                         "compute": compute(config), "config": config.as_dict()}
+        network, recipe = candidate(changes, args.quick)
+        scores = cross_validate(network, recipe, x, y, folds=folds, seed=args.seed,
+                                x_fit=x_clean if recipe.fresh_noise else None, device=device)
+        scores.pop("oof_logits")
+        per_fold = (time.perf_counter() - start) / folds
+        # A fold trains on (folds - 1) / folds of the digits; scaled to all of them.
+        per_network_epoch = per_fold / compute(network, recipe) * folds / (folds - 1)
+        results[name] = {**scores, "seconds_per_fold": per_fold,
+                         "compute": compute(network, recipe),
+                         "seconds_per_network_epoch": per_network_epoch,
+                         "network": network.as_dict(), "config": recipe.as_dict()}
         print(f"{name:>34}: accuracy {scores['accuracy']:.4f}, log-loss "
-              f"{scores['log_loss']:.4f}, {results[name]['seconds_per_fold']:.1f} s per fold")
+              f"{scores['log_loss']:.4f}, {results[name]['seconds_per_fold']:.1f} s per fold",
+              flush=True)
     chosen = choose(results)
     print(f"lowest out-of-fold log-loss within {BUDGET:.0f} network-epochs: {chosen}")
-    # A plumbing check must not overwrite the measured comparison the README quotes.
     stem = "recipe_selection" if args.noise is None else f"recipe_selection_{args.noise}"
-    stem += "_quick" if args.quick else ""
-    output = args.output or ((paths.mnist_results() if args.noise is None
-                              else paths.noisy_results()) / f"{stem}.json")
+    folder = paths.mnist_results() if args.noise is None else paths.noisy_results()
+    output = output_path(folder / f"{stem}.json", {**vars(args), "device": device.type},
+                         DEFAULTS, args.output)
     plot_candidates(results, folds, output.with_suffix(".png"))
     save_metrics(output, {"candidates": results, "budget_network_epochs": BUDGET,
                           "chosen": chosen,
                           "chosen_accuracy": results[chosen]["accuracy"],
                           "chosen_log_loss": results[chosen]["log_loss"]},
-                 seed=args.seed, config={**vars(args), "threads": threads},
+                 seed=args.seed, config={**vars(args), **devices.describe(device),
+                                         "threads": threads},
                  data={**splits.summary(), "noise": args.noise})
     print(f"written: {output}")
 

@@ -1,17 +1,23 @@
 """User-facing errors, the command-line wrapper that reports them, and the
-argument parser every script starts from.
+argument parser and options every script starts from.
 
 A :class:`UserError` is something the person running a script can fix (a
 missing file, a malformed CSV, a bad option). Scripts report it as one
 sentence on stderr with exit status 2 instead of a traceback.
+
+The options that several scripts share (``--seed``, ``--source``,
+``--data-dir``, ``--device``, ``--verbose``) are declared here once, so their
+names, defaults and help read the same everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -40,3 +46,43 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
     whose ``--help`` shows every default."""
     return argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def add_seed(parser: argparse.ArgumentParser, help: str = "seed of the split, initialisation "
+             "and batches") -> None:
+    parser.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_data_options(parser: argparse.ArgumentParser, default_source: str = "auto") -> None:
+    """``--source`` and ``--data-dir``: which MNIST-family data a script reads."""
+    from digitlab.data.sources import SOURCES
+
+    parser.add_argument("--source", choices=SOURCES, default=default_source,
+                        help="MNIST source: auto = a local folder if it holds the files, else "
+                             "a verified download, else the embedded 5,000 digits")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="MNIST-format folder for --source local/auto "
+                             "(default: data/raw/mnist)")
+
+
+def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--device``: auto = CUDA, else MPS, else CPU."""
+    from digitlab.devices import DEVICES
+
+    parser.add_argument("--device", default=default, metavar="{" + ",".join(DEVICES) + "}",
+                        help="where to compute: auto = a CUDA GPU, else Apple MPS, else the CPU "
+                             "(cuda:N picks a GPU)")
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="log details, e.g. every download mirror tried")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """INFO to stderr as plain messages; ``--verbose`` adds the DEBUG details."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        force=True)
+    # Third-party libraries stay at their warnings even in verbose mode.
+    for name in ("urllib3", "matplotlib", "PIL", "pooch"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -125,6 +125,44 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """:func:`atomic_target` for files that belong together (a model and its metrics).
+
+    Every file is written to its temporary sibling first; only when all of them
+    are complete are they renamed into place, one right after the other. An
+    interruption while writing leaves every old file as it was, never a new
+    model beside old metrics.
+    """
+    with contextlib.ExitStack() as stack:
+        temporaries = [stack.enter_context(_deferred_target(Path(p))) for p in paths]
+        yield [tmp for tmp, _ in temporaries]
+        for tmp, _ in temporaries:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        for tmp, path in temporaries:
+            _publish(tmp, path)
+
+
+@contextlib.contextmanager
+def _deferred_target(path: Path) -> Iterator[tuple[Path, Path]]:
+    """A temporary sibling of ``path`` that is removed unless it was renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp), path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def metrics_document(metrics: dict[str, Any], *, seed: int | None,
+                     config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The content of a ``metrics.json``: the numbers and what reproduces them."""
+    return _jsonable({"metrics": metrics, **extra, "run": run_metadata(seed, config)})
+
+
 def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     with atomic_write(path) as handle:
         json.dump(_jsonable(data), handle, indent=2, sort_keys=False)
@@ -137,7 +175,7 @@ def save_metrics(
     config: dict[str, Any] | None = None, **extra: Any,
 ) -> Path:
     """Write ``metrics.json``: the numbers, plus everything needed to reproduce them."""
-    return save_json({"metrics": metrics, **extra, "run": run_metadata(seed, config)}, path)
+    return save_json(metrics_document(metrics, seed=seed, config=config, **extra), path)
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:

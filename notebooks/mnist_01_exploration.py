@@ -48,16 +48,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from digitlab import paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.pipeline.notebooks import figure_saver
+from digitlab.repro import save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "exploration"
 
-
-def show(fig, name):
-    """Save a figure under results/mnist/exploration/ and display it here."""
-    save_figure(fig, out / name)
-    return fig
+show = figure_saver(out)  # saves each figure under out/ and displays it
 
 
 # %% [markdown]

@@ -22,7 +22,7 @@
 # * `cnn3`: three blocks (28 -> 14 -> 7 -> 3), flatten, one linear layer.
 #
 # Both return logits; training minimises their cross-entropy with Adam using the
-# project's one training loop, `digitlab.engine.fit.fit`. Accuracy is measured with
+# project's one training loop, `digitlab.engine.fit`. Accuracy is measured with
 # the network in `eval()` mode and gradients off (`torch.no_grad()`), and the
 # better network is saved as a checkpoint: weights, architecture, data source and
 # metrics in one file, reloaded at the end to check that it predicts the same.
@@ -38,26 +38,26 @@ source = "auto"  # auto, local, download or embedded
 epochs = 2
 batch_size = 64
 lr = 1e-3
-threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
+threads = 1  # CPU threads (0: one per core); one was faster than two on a shared 2-core machine
+device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 
 # %% [markdown]
 # ## Setup
 
 # %%
 import torch
-from torch import nn
 
-from digitlab import paths, plots
-from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.mnist.training import as_tensors
+from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
-from digitlab.data.subsets import head
-from digitlab.mnist.networks import build_cnn, count_parameters
+from digitlab.data.transforms import as_tensors
+from digitlab.engine import (Network, Recipe, count_parameters, fit, load_checkpoint,
+                             save_checkpoint)
+from digitlab.mnist.networks import build_cnn
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.engine.fit import fit, set_threads
 
 set_seed(seed)
-set_threads(threads or None)
+device = devices.resolve(device)
+devices.set_threads(threads or None, device)
 out = paths.mnist_results() / "first_cnn"
 checkpoint_path = paths.models_dir() / "mnist_first_cnn.pt"
 if quick:
@@ -73,7 +73,7 @@ if quick:
 # %%
 splits = load_mnist(source, seed=seed)
 if quick:
-    splits = head(splits, n_train=300, n_val=200, n_test=200)
+    splits = splits.head(n_train=300, n_val=200, n_test=200)
 train = as_tensors(splits.train_images, splits.train_labels)
 val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)
@@ -90,18 +90,18 @@ for name, net in networks.items():
 # %% [markdown]
 # ## Train
 #
-# Each epoch visits every training image once in shuffled mini-batches:
-# forward pass, cross-entropy loss, `loss.backward()`, `optimizer.step()`.
-# `fit` also scores the validation set after every epoch and keeps the weights
-# of the epoch with the lowest validation loss.
+# A `Recipe` says how to train: here Adam at a constant learning rate, mini-batches
+# of 64, a few epochs. Each epoch visits every training image once in shuffled
+# mini-batches: forward pass, cross-entropy loss, `loss.backward()`,
+# `optimizer.step()`. `fit` also scores the validation set after every epoch and
+# keeps the weights of the epoch with the lowest validation loss.
 
 # %%
+recipe = Recipe(optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size)
 histories = {}
 for name, net in networks.items():
     set_seed(seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    histories[name] = fit(net, train, val, optimizer, epochs=epochs, batch_size=batch_size,
-                          loss_fn=nn.functional.cross_entropy, seed=seed, desc=name)
+    histories[name] = fit(net, train, val, recipe, seed=seed, device=device, desc=name)
     print(f"{name}: {histories[name].train_seconds:.1f} s, "
           f"validation accuracy per epoch {[round(a, 4) for a in histories[name].val_acc]}")
 
@@ -121,7 +121,7 @@ accuracy = {}
 for name, net in networks.items():
     net.eval()
     with torch.no_grad():
-        predicted = net(val[0]).argmax(dim=1)
+        predicted = net(val[0].to(device)).argmax(dim=1).cpu()
     accuracy[name] = (predicted == val[1]).float().mean().item()
     print(f"{name}: validation accuracy {accuracy[name]:.4f}")
 
@@ -133,12 +133,13 @@ for name, net in networks.items():
 
 # %%
 chosen = max(accuracy, key=accuracy.get)
-save_checkpoint(checkpoint_path, networks[chosen], arch=chosen, model_kwargs={},
+save_checkpoint(checkpoint_path, networks[chosen], Network(chosen),
                 data=splits.summary(), metrics={"val_acc": accuracy[chosen]},
-                extra={"epochs": epochs, "optimizer": "adam", "lr": lr, "seed": seed})
-restored, info = load_checkpoint(checkpoint_path)
+                extra={"recipe": recipe.as_dict(), "seed": seed})
+restored, info = load_checkpoint(checkpoint_path, device)
 with torch.no_grad():
-    same = torch.equal(restored(val[0]).argmax(1), networks[chosen](val[0]).argmax(1))
+    same = torch.equal(restored(val[0].to(device)).argmax(1),
+                       networks[chosen](val[0].to(device)).argmax(1))
 print(f"saved {chosen} to {checkpoint_path}; reloaded arch {info['arch']!r}, "
       f"data source {info['data']['source']!r}, same predictions: {same}")
 
@@ -148,8 +149,8 @@ metrics_path = save_metrics(out / "metrics.json", {
            "train_seconds": histories[name].train_seconds}
     for name in networks
 } | {"chosen": chosen, "checkpoint": str(checkpoint_path), "reload_same_predictions": same},
-    seed=seed, config={"source": source, "quick": quick, "epochs": epochs,
-                       "batch_size": batch_size, "optimizer": "adam", "lr": lr},
+    seed=seed, config={"source": source, "quick": quick, **recipe.as_dict(),
+                       **devices.describe(device)},
     data=splits.summary(), histories={k: h.as_dict() for k, h in histories.items()})
 
 # %% [markdown]

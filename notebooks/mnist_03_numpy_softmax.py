@@ -55,21 +55,17 @@ import pandas as pd
 
 from digitlab import paths, plots
 from digitlab.data.sources import load_mnist
-from digitlab.data.subsets import head
 from digitlab.metrics import classification_summary
 from digitlab.mnist import numpy_models as nm
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.pipeline.notebooks import figure_saver
+from digitlab.repro import save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "numpy"
 if quick:
     epochs, mlp_epochs = 15, 2
 
-
-def show(fig, name):
-    """Save a figure under results/mnist/numpy/ and display it here."""
-    save_figure(fig, out / name)
-    return fig
+show = figure_saver(out)  # saves each figure under out/ and displays it
 
 
 # %% [markdown]
@@ -81,7 +77,7 @@ def show(fig, name):
 # %%
 splits = load_mnist(source, seed=seed)
 if quick:
-    splits = head(splits, n_train=500, n_val=200, n_test=200)
+    splits = splits.head(n_train=500, n_val=200, n_test=200)
 x_train, y_train = nm.pixels_to_features(splits.train_images), splits.train_labels
 x_val, y_val = nm.pixels_to_features(splits.val_images), splits.val_labels
 x_test, y_test = nm.pixels_to_features(splits.test_images), splits.test_labels

@@ -42,7 +42,8 @@ epochs = 5
 batch_size = 128
 candidates = ["cnn2", "cnn3", "reference", "best"]
 n_misclassified = 12
-threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
+threads = 1  # CPU threads (0: one per core); one was faster than two on a shared 2-core machine
+device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 
 # %% [markdown]
 # ## Setup
@@ -52,7 +53,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from digitlab import paths, plots
+from digitlab import devices, paths, plots
 from digitlab.mnist.project import (
     choose,
     compare,
@@ -61,28 +62,23 @@ from digitlab.mnist.project import (
     misclassified,
     render_report,
 )
-from digitlab.mnist.training import TrainConfig
+from digitlab.engine import Network, Recipe, predict_proba
 from digitlab.data.sources import load_mnist
-from digitlab.data.subsets import head
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
 from digitlab.metrics import classification_summary
-from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed
-from digitlab.engine.fit import predict_proba, set_threads
+from digitlab.repro import atomic_write, save_metrics, set_seed
+from digitlab.pipeline.notebooks import figure_saver
 from digitlab.mnist.variants import results_table, train_run
 
 set_seed(seed)
-set_threads(threads or None)
+device = devices.resolve(device)
+devices.set_threads(threads or None, device)
 out = paths.mnist_results() / "project"
 report_path = paths.mnist_results() / "report.md"
 figures = {}
 if quick:
     epochs = 1
-
-
-def show(fig, name, caption):
-    """Save a figure under results/mnist/project/, list it for the report, display it."""
-    figures[caption] = save_figure(fig, out / name)
-    return fig
+show = figure_saver(out, collect=figures)  # saves, lists for the report, displays
 
 
 # %% [markdown]
@@ -94,7 +90,7 @@ def show(fig, name, caption):
 # %%
 splits = load_mnist(source, seed=seed)
 if quick:
-    splits = head(splits, n_train=300, n_val=200, n_test=200)
+    splits = splits.head(n_train=300, n_val=200, n_test=200)
 train = (to_tensor(splits.train_images), torch.as_tensor(splits.train_labels))
 val = (to_tensor(splits.val_images), torch.as_tensor(splits.val_labels))
 test = (to_tensor(splits.test_images), torch.as_tensor(splits.test_labels))
@@ -121,15 +117,14 @@ print(f"cross-entropy with indices {F.cross_entropy(logits, labels):.6f}, "
 # ## 2. Architecture comparison (validation set only)
 
 # %%
-recipe = TrainConfig(optimizer="adamw", schedule="onecycle", epochs=epochs,
-                     batch_size=batch_size, augment=False)
+recipe = Recipe(optimizer="adamw", schedule="onecycle", epochs=epochs, batch_size=batch_size)
 settings = {"optimizer": "AdamW", "schedule": "OneCycle", "peak lr": recipe.learning_rate,
             "batch size": batch_size, "epochs": epochs}
-comparison, runs = compare({name: recipe.replace(arch=name) for name in candidates},
-                           train, val, seed=seed)
+comparison, runs = compare({name: Network(name) for name in candidates}, recipe, train, val,
+                           seed=seed, device=device)
 chosen = choose(comparison)
 print(f"chosen on validation accuracy: {chosen}")
-comparison[["parameters", "best_val_acc", "epochs_to_converge", "train_seconds"]]
+comparison[["parameters", "val_accuracy", "epochs_to_converge", "train_seconds"]]
 
 # %%
 show(plots.learning_curves({name: run.history for name, run in runs.items()},
@@ -143,13 +138,13 @@ show(plots.learning_curves({name: run.history for name, run in runs.items()},
 # (`digitlab.data.transforms.RandomAffine`), same recipe otherwise.
 
 # %%
-augmented = train_run(f"{chosen} + augmentation", runs[chosen].config.replace(augment=True),
-                      train, val, seed=seed)
+augmented = train_run(f"{chosen} + augmentation", runs[chosen].network,
+                      recipe.replace(augment=True), train, val, seed=seed, device=device)
 augmentation = results_table([runs[chosen], augmented])
 final_name = choose(augmentation)
 final = augmented if final_name == augmented.name else runs[chosen]
 print(f"final model: {final_name}")
-augmentation[["augment", "best_val_acc", "epochs_to_converge", "train_seconds"]]
+augmentation[["augment", "val_accuracy", "epochs_to_converge", "train_seconds"]]
 
 # %% [markdown]
 # ## 4. The test set, once
@@ -209,7 +204,8 @@ metrics_path = save_metrics(out / "metrics.json", {
     "test_accuracy": test_summary["accuracy"], "test_macro_f1": test_summary["macro_f1"],
     "test": test_summary,
 }, seed=seed, config={"source": source, "quick": quick, "candidates": candidates,
-                      "recipe": recipe.as_dict()}, data=splits.summary())
+                      "recipe": recipe.as_dict(), **devices.describe(device)},
+    data=splits.summary())
 report = render_report(report_path, data=splits.summary(), comparison=comparison, chosen=chosen,
                        augmentation=augmentation, final_name=final_name, test=test_summary,
                        figures=figures, settings=settings)
@@ -223,8 +219,8 @@ print(f"wrote {report_path} and {metrics_path}")
 # %%
 print(f"Data: {splits.description}.")
 print(f"On validation, {chosen} was the best of {', '.join(candidates)} "
-      f"({comparison.loc[chosen, 'best_val_acc']:.4f}); augmentation "
+      f"({comparison.loc[chosen, 'val_accuracy']:.4f}); augmentation "
       f"{'helped' if final is augmented else 'did not improve it'} within {epochs} epoch(s) "
-      f"({augmented.best_val_acc:.4f} with, {runs[chosen].best_val_acc:.4f} without).")
+      f"({augmented.val_accuracy:.4f} with, {runs[chosen].val_accuracy:.4f} without).")
 print(f"The final model, {final_name}, scores {test_summary['accuracy']:.4f} accuracy and "
       f"{test_summary['macro_f1']:.4f} macro F1 on {test_summary['n']} test images.")

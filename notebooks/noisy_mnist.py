@@ -37,6 +37,7 @@ cv_model = "cnn_improved"  # the CNN that is cross-validated
 cv_folds = 5
 robustness_model = "cnn"  # the CNN trained on every set for the robustness matrix
 max_train = 4000  # training digits per set at most, so full MNIST fits the time budget
+device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 
 # %% [markdown]
 # ## Setup
@@ -46,33 +47,30 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from digitlab import paths
-from digitlab.noisy import study, plots
+from digitlab import devices, paths, plots
+from digitlab.noisy import study
 from digitlab.noisy.sets import SETS, load_sets
-from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.engine.fit import set_threads
+from digitlab.pipeline.notebooks import figure_saver
+from digitlab.repro import save_metrics, set_seed
 
 set_seed(seed)
-threads = set_threads(1)  # small networks, batches of 64: a second thread mostly waits
+device = devices.resolve(device)
+threads = devices.set_threads(1, device)  # small networks: a second thread mostly waits
 out = paths.noisy_results()
 manifest, sets = load_sets(SETS)  # only sets the last make_noisy_mnist.py run wrote
 models = dict(study.MODELS)
 if quick:
-    sets = {name: study.subsample(s, 200, 60, seed) for name, s in sets.items()}
-    models = {key: cfg.replace(epochs=min(cfg.epochs, 2)) for key, cfg in models.items()}
+    sets = {name: s.sample(200, 60, seed) for name, s in sets.items()}
+    models = {key: cfg.replace(epochs=min(cfg.recipe.epochs, 2)) for key, cfg in models.items()}
 elif len(sets["clean"].train_labels) > max_train:
-    sets = {name: study.subsample(s, max_train, None, seed) for name, s in sets.items()}
+    sets = {name: s.sample(max_train, None, seed) for name, s in sets.items()}
 data = sets[noise]
 print(f"source: {manifest['source']['description']}; noise seed {manifest['seed']}")
 print(f"{noise}: train {len(data.train_labels)} (at most {max_train}), "
       f"validation {len(data.val_labels)}, test {len(data.test_labels)} digits; "
-      f"{threads} thread(s)")
+      f"{devices.device_name(device)}, {threads or 'GPU'} thread(s)")
 
-
-def show(fig, name):
-    """Save a figure under results/noisy_mnist/ and display it here."""
-    save_figure(fig, out / name)
-    return fig
+show = figure_saver(out)  # saves each figure under out/ and displays it
 
 
 # %% [markdown]
@@ -119,11 +117,11 @@ def train_and_report(key):
     cfg = models[key]
     print(f"{study.LABELS[key]}: {study.describe(cfg)}")
     trained[key] = study.train(cfg, data.train_images, data.train_labels, data.val_images,
-                               data.val_labels, seed=seed, desc=study.LABELS[key])
+                               data.val_labels, seed=seed, device=device, desc=study.LABELS[key])
     reports[key] = study.score(trained[key], data.test_images, data.test_labels)
     hist = trained[key].history
     print(f"best epoch {hist.best_epoch}/{len(hist.train_loss)}, validation accuracy "
-          f"{hist.val_acc[hist.best_epoch - 1]:.4f}, test accuracy "
+          f"{hist.val_accuracy:.4f}, test accuracy "
           f"{reports[key]['accuracy']:.4f}, {hist.train_seconds:.1f} s")
     curves = plots.learning_curves({study.LABELS[key]: hist},
                                    title=f"{study.LABELS[key]} on {noise} digits")
@@ -176,7 +174,7 @@ train_and_report("cnn_improved")
 pool_images = np.concatenate([data.train_images, data.val_images])
 pool_labels = np.concatenate([data.train_labels, data.val_labels])
 cv = study.cross_validate(models[cv_model], pool_images, pool_labels, n_splits=cv_folds,
-                          seed=seed)
+                          seed=seed, device=device)
 for fold in cv["folds"]:
     print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} digits")
 print(f"{study.LABELS[cv_model]}: {cv['mean']:.4f} ± {cv['std']:.4f} "
@@ -194,7 +192,8 @@ show(plots.learning_curves({f"fold {f['fold']}": f["history"] for f in cv["folds
 
 # %%
 reuse = {noise: trained[robustness_model]} if robustness_model in trained else {}
-robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse)
+robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse,
+                                 device=device)
 matrix = np.array(robust["accuracy"])
 print(pd.DataFrame(matrix, index=[f"train {s}" for s in SETS],
                    columns=[f"test {s}" for s in SETS]).round(4).to_string())
@@ -213,8 +212,7 @@ show(plots.heatmap(matrix, SETS, SETS, title=f"{study.LABELS[robustness_model]} 
 # %%
 table = pd.DataFrame({
     "model": [study.LABELS[k] for k in reports],
-    "validation accuracy": [trained[k].history.val_acc[trained[k].history.best_epoch - 1]
-                            for k in reports],
+    "validation accuracy": [trained[k].history.val_accuracy for k in reports],
     "test accuracy": [reports[k]["accuracy"] for k in reports],
     "macro F1": [reports[k]["macro_f1"] for k in reports],
     "training seconds": [trained[k].history.train_seconds for k in reports],
@@ -237,8 +235,7 @@ print(f"\nThe best CNN ({study.LABELS[best_cnn]}, {reports[best_cnn]['accuracy']
 metrics = {
     "noise": noise,
     "test_accuracy": {k: reports[k]["accuracy"] for k in reports},
-    "val_accuracy": {k: trained[k].history.val_acc[trained[k].history.best_epoch - 1]
-                     for k in reports},
+    "val_accuracy": {k: trained[k].history.val_accuracy for k in reports},
     "macro_f1": {k: reports[k]["macro_f1"] for k in reports},
     "train_seconds": {k: trained[k].history.train_seconds for k in reports},
     "confusion_matrix": {k: reports[k]["confusion_matrix"] for k in reports},
@@ -248,7 +245,7 @@ metrics = {
                    "diagonal_mean": float(diagonal.mean()), "off_diagonal_mean": float(off.mean())},
 }
 config = {"quick": quick, "noise": noise, "cv_model": cv_model,
-          "robustness_model": robustness_model, "threads": threads,
+          "robustness_model": robustness_model, **devices.describe(device),
           "models": {k: study.describe(models[k]) for k in models}}
 print(save_metrics(out / "metrics.json", metrics, seed=seed, config=config,
                    data=manifest["source"], noise=manifest["noise"]))

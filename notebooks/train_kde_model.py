@@ -39,6 +39,7 @@ max_samples = 10_000  # all training images of the offline subset
 bandwidth = "cv"  # or a number
 kernel = "gaussian"
 n_per_digit = 200  # class-conditional samples per digit for the quality measures
+device = "auto"  # for the CNN that reads the samples: a CUDA GPU, else Apple MPS, else the CPU
 
 # %%
 import dataclasses
@@ -46,21 +47,20 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from sklearn.neighbors import NearestNeighbors
 
-from digitlab import paths
-from digitlab.generator import pca_kde, quality
-from digitlab.engine.checkpoint import load_checkpoint
+from digitlab import devices, engine, paths
 from digitlab.data.sources import load_mnist
-from digitlab.data.transforms import to_tensor
-from digitlab.mnist.networks import build_cnn
+from digitlab.data.transforms import as_tensors
+from digitlab.engine import Network, Recipe
+from digitlab.generator import pca_kde
+from digitlab.generator.quality import novelty, recognisability
 from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.engine.fit import evaluate, fit
 
 set_seed(seed)
-torch.set_num_threads(1)
+device = devices.resolve(device)
+devices.set_threads(1, device)  # small decompositions and CNN: one thread is faster
 grid, folds = None, pca_kde.DEFAULT_CV_FOLDS
 if quick:
     n_components, max_samples, n_per_digit = 15, 600, 20
@@ -154,22 +154,19 @@ save_figure(image_mosaic(shown, ncols=10, title="samples of each requested digit
 # %%
 checkpoint = paths.cnn_checkpoint()
 if checkpoint.exists() and not quick:
-    cnn, info = load_checkpoint(checkpoint)
+    cnn, info = engine.load_checkpoint(checkpoint, device)
     classifier = f"project CNN ({info['arch']}, {checkpoint})"
 else:
-    cnn = build_cnn("cnn2")
     epochs = 1 if quick else 4
-    xs, ys = to_tensor(train_x), torch.as_tensor(train_y)
-    fit(cnn, (xs, ys), None, torch.optim.Adam(cnn.parameters(), lr=1e-3), epochs=epochs,
-        seed=seed, progress=False)
-    cnn.eval()
+    cnn, _ = engine.train(Network("cnn2"), Recipe(optimizer="adam", lr=1e-3, epochs=epochs),
+                          as_tensors(train_x, train_y), seed=seed, device=device, progress=False)
     classifier = f"small cnn2 trained here for {epochs} epoch(s) (no project checkpoint used)"
-cnn_test_accuracy = evaluate(cnn, to_tensor(test_x), torch.as_tensor(test_y))[1]
-recog = quality.recognisability(cnn, samples, requested)
+cnn_test_accuracy = engine.evaluate(cnn, *as_tensors(test_x, test_y))["accuracy"]
+recog = recognisability(cnn, samples, requested)
 # Same seed, same latent points: only the background step differs.
 plain_samples, _ = pca_kde.sample_per_digit(dataclasses.replace(model, background=0.0),
                                                n_per_digit, seed=seed)
-recog_plain = quality.recognisability(cnn, plain_samples, requested)
+recog_plain = recognisability(cnn, plain_samples, requested)
 print(f"classifier: {classifier}; accuracy on real test digits {cnn_test_accuracy:.1%}")
 print(f"{recog['agreement']:.1%} of {recog['n']} class-conditional samples are read as the "
       f"requested digit; mean confidence {recog['mean_confidence']:.3f}")
@@ -189,7 +186,7 @@ save_figure(fig, out / "recognisability.png")
 # by itself puts samples somewhat nearer to everything.)
 
 # %%
-nov = quality.novelty(samples, train_x, test_x)
+nov = novelty(samples, train_x, test_x)
 fig = overlaid_histograms({"generated samples": nov["sample_distances"],
                            "real test digits": nov["test_distances"]},
                           "Distance to the nearest training image", "Euclidean distance",
@@ -216,7 +213,8 @@ quality = {
 }
 save_metrics(quality_path, quality, seed=seed, data=splits.summary(),
              config={"quick": quick, "n_components": n_components, "max_samples": max_samples,
-                     "bandwidth": bandwidth, "kernel": kernel, "n_per_digit": n_per_digit})
+                     "bandwidth": bandwidth, "kernel": kernel, "n_per_digit": n_per_digit,
+                     **devices.describe(device)})
 plt.close("all")
 
 # %% [markdown]

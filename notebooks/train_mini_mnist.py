@@ -29,6 +29,7 @@
 # %% tags=["parameters"]
 quick = False  # a few epochs only: runs in seconds (used by the tests)
 seed = 0
+device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 
 # %% [markdown]
 # ## Setup
@@ -41,20 +42,18 @@ from digitlab import paths, plots
 from digitlab.minimnist.ladder import RUNGS, Part, run_ladder, validation_split
 from digitlab.minimnist import dataset
 from digitlab.metrics import classification_summary
-from digitlab.minimnist import networks as mini
+from digitlab.minimnist.networks import MLP, RECIPE
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.engine.fit import predict_proba, set_threads
+from digitlab import devices, engine
+from digitlab.pipeline.notebooks import figure_saver
 
 rng = set_seed(seed)
-set_threads(1)  # networks this small train fastest on one thread
+device = devices.resolve(device)
+devices.set_threads(1, device)  # networks this small train fastest on one thread
 out = paths.mini_mnist_results()
-config = mini.TrainConfig(epochs=8, patience=None) if quick else mini.TrainConfig()
+recipe = RECIPE.replace(epochs=8, patience=None) if quick else RECIPE
 
-
-def show(fig, name):
-    """Save a figure under results/mini_mnist/ and display it here."""
-    save_figure(fig, out / name)
-    return fig
+show = figure_saver(out)  # saves each figure under out/ and displays it
 
 
 # %% [markdown]
@@ -79,14 +78,12 @@ print(f"fit {len(fit_part)}, validation {len(val_part)}, test {len(test)} rows; 
 # The network returns logits; training minimises the cross-entropy of their
 # softmax, and `predict_proba` applies the softmax for the reported
 # probabilities. Optimiser: SGD with momentum and a little weight decay, through
-# the project's one training loop `digitlab.engine.fit.fit`.
+# the project's one training loop `digitlab.engine.fit`.
 
 # %%
-mlp = mini.build("mlp", seed)
-print(mlp, "\nlayer sizes:", mlp.layer_sizes, "| parameters:",
-      sum(p.numel() for p in mlp.parameters()))
-history = mini.train_model(mlp, fit_part.tensors(), val_part.tensors(), config, seed=seed,
-                           progress=True, desc="MLP")
+mlp, history = engine.train(MLP, recipe, fit_part.tensors(), val_part.tensors(), seed=seed,
+                            device=device, desc="MLP")
+print(mlp, "\nlayer sizes:", mlp.layer_sizes, "| parameters:", engine.count_parameters(mlp))
 print(f"{len(history.train_loss)} epochs, best validation loss at epoch {history.best_epoch}")
 
 # %%
@@ -97,7 +94,7 @@ show(plots.learning_curves({"MLP 72-20-10-10": history}, title="MLP learning cur
 # ## Evaluate the MLP on the test set
 
 # %%
-probabilities = predict_proba(mlp, test.tensors()[0]).numpy()
+probabilities = engine.predict_proba(mlp, test.tensors()[0]).numpy()
 mlp_summary = classification_summary(test.y, probabilities.argmax(1))
 print(f"MLP test accuracy: {mlp_summary['accuracy']:.3f} on {mlp_summary['n']} images")
 show(plots.confusion_matrix(np.array(mlp_summary["confusion_matrix"]),
@@ -122,8 +119,8 @@ show(plots.probability_examples(split["x_test"][picked], probabilities[picked], 
 # settings.
 
 # %%
-ladder = run_ladder(fit_part, val_part, test, seed, config,
-                    trained={"MLP 72-20-10-10": (mlp, history)}, progress=True)
+ladder = run_ladder(fit_part, val_part, test, seed, recipe,
+                    trained={"MLP 72-20-10-10": (mlp, history)}, device=device, progress=True)
 table = pd.DataFrame({"test accuracy": ladder.accuracy}).rename_axis("model")
 table
 
@@ -134,7 +131,8 @@ show(plots.bar_chart(ladder.accuracy, "Mini MNIST ladder (test accuracy)"), "lad
 metrics = {**ladder.as_metrics(), "mlp": mlp_summary, "mlp_history": history.as_dict(),
            "cnn_history": ladder.histories["CNN"].as_dict()}
 save_metrics(out / "ladder.json", metrics, seed=seed,
-             config={"quick": quick, "train": mini.config_dict(config), "validation_fraction": 0.2},
+             config={"quick": quick, "train": recipe.as_dict(), "validation_fraction": 0.2,
+                     **devices.describe(device)},
              data={"train_rows": len(train), "test_rows": len(test), "folder": paths.data_dir()})
 print("written:", out / "ladder.json")
 

@@ -6,31 +6,38 @@ Usage:
         --images data/raw/mnist/t10k-images-idx3-ubyte.gz \\
         --labels data/raw/mnist/t10k-labels-idx1-ubyte.gz   # the real 10,000-image test set
     python scripts/evaluate_model.py --noise awgn --seed 0   # the test split, corrupted
+    python scripts/evaluate_model.py --device cuda            # on a GPU, whatever it trained on
 
 Without --images/--labels the model is evaluated on the test split of --source
 (auto: local MNIST, else download, else the 1,000 held-out embedded digits).
 
 Result: ``results/mnist/evaluation/<checkpoint>__<test set>/metrics.json``
 (accuracy, loss, macro and per-class precision / recall / F1, confusion matrix,
-the test set and the checkpoint's training data) and ``confusion_matrix.png``.
+the test set, the checkpoint's training data and the device) and
+``confusion_matrix.png``. Test images must be 28x28 and labels among the classes
+the checkpoint knows; anything else is one sentence, exit status 2.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab import devices, paths
+from digitlab.cli import (
+    UserError,
+    add_data_options,
+    add_device,
+    add_seed,
+    add_verbose,
+    cli,
+    script_parser,
+    setup_logging,
+)
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.noise import NOISE_TYPES, corrupt
-from digitlab.data.sources import SOURCES, load_mnist
-from digitlab.engine.checkpoint import load_checkpoint
-from digitlab.engine.fit import set_threads
-from digitlab.mnist.training import evaluate_images
+from digitlab.data.sources import load_mnist
+from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.noisy.sets import split_seed
-from digitlab.plots import confusion_matrix
-from digitlab.repro import save_figure, save_json, save_metrics
 
 
 def parse_args(argv):
@@ -39,16 +46,14 @@ def parse_args(argv):
                         help="saved model (default: models/mnist_cnn.pt)")
     parser.add_argument("--images", type=Path, default=None, help="IDX image file (.gz or raw)")
     parser.add_argument("--labels", type=Path, default=None, help="IDX label file (.gz or raw)")
-    parser.add_argument("--source", choices=SOURCES, default="auto",
-                        help="MNIST source whose test split is used when --images is not given")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="MNIST-format folder for --source local/auto "
-                             "(default: data/raw/mnist)")
+    add_data_options(parser)
     parser.add_argument("--noise", default=None, choices=NOISE_TYPES,
                         help="corrupt the test images first")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (and split)")
+    add_seed(parser, help="seed of the noise (and split)")
+    add_device(parser)
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="default: results/mnist/evaluation/<checkpoint>__<test set>")
+    add_verbose(parser)
     args = parser.parse_args(argv)
     if (args.images is None) != (args.labels is None):
         raise UserError("pass both --images and --labels (or neither, to use the test split).")
@@ -70,35 +75,24 @@ def load_test_set(args) -> tuple:
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    set_threads()
+    setup_logging(args.verbose)
+    device = devices.resolve(args.device)
+    devices.set_threads(device=device)
     checkpoint = args.checkpoint or paths.cnn_checkpoint()
-    model, info = load_checkpoint(checkpoint)
     images, labels, name, test_set = load_test_set(args)
-    if images.shape[1:] != (28, 28):
-        raise UserError(f"the test images are {images.shape[1]}x{images.shape[2]} pixels but "
-                        "the CNNs take 28x28; pass an MNIST-format image file.")
-    if args.noise is not None:
-
+    if args.noise is not None and images.ndim == 3:
         images = corrupt(images, args.noise, split_seed(args.seed, "test"))
         name += f"_{args.noise}"
     test_set["noise"] = args.noise
     out = args.output_dir or paths.mnist_results() / "evaluation" / f"{checkpoint.stem}__{name}"
-
-    report = evaluate_images(model, images, labels)
-    title = f"{checkpoint.name} on {name} ({len(labels)} images): accuracy {report['accuracy']:.4f}"
-    save_figure(confusion_matrix(report["confusion_matrix"], title=title),
-                out / "confusion_matrix.png")
-    save_json({"confusion_matrix": report["confusion_matrix"]}, out / "confusion_matrix.json")
-    save_metrics(out / "metrics.json", report, seed=args.seed,
-                 config={"checkpoint": checkpoint, "noise": args.noise},
-                 test_set=test_set, model={k: info[k] for k in ("arch", "model_kwargs", "data")})
-    print(title)
+    report = evaluate_checkpoint(checkpoint, images, labels, title_name=name, test_set=test_set,
+                                 out=out, seed=args.seed, device=device)
+    print(report["title"])
     print(f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
     for label, row in report["per_class"].items():
         print(f"{label:>5} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:6.4f} "
               f"{row['support']:7d}")
-    print(f"model trained on: {info['data'].get('description', info['data'])}")
+    print(f"model trained on: {report['trained_on'].get('description', report['trained_on'])}")
     print(f"metrics: {out / 'metrics.json'}")
 
 

@@ -7,11 +7,14 @@ Usage:
     python scripts/train_cnn.py --source local --data-dir ~/fashion-mnist --name fashion_cnn
     python scripts/train_cnn.py --noise awgn         # train on noisy MNIST
     python scripts/train_cnn.py --noise awgn --no-fresh-noise   # on the fixed noisy set only
+    python scripts/train_cnn.py --device cuda        # on a GPU (default auto: GPU if any)
 
 Result: ``models/mnist_cnn.pt`` (``models/mnist_cnn_<noise>.pt`` with --noise), and
 ``results/mnist/<name>/metrics.json`` (test accuracy, training seconds, images per
-second, per-epoch history, data source) with ``training_curves.png`` beside it.
-The defaults train the best CNN (``digitlab.mnist.training.BEST``, whose recipe
+second, per-epoch history, data source, device) with ``training_curves.png`` beside
+it; the checkpoint and metrics.json are written as a pair, so an interrupted run
+leaves both old or both new. The defaults train the best CNN
+(``digitlab.mnist.recipes.BEST_NETWORK`` with ``BEST``, whose recipe
 was chosen by cross-validation on train + validation,
 ``benchmarks/mnist_cnn_recipe.py``) on the training and validation digits
 together, so no validation accuracy is reported; ``--no-train-on-val`` keeps
@@ -28,31 +31,33 @@ fixed noisy training digits instead).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
-from digitlab.data.noise import NOISE_TYPES
-from digitlab.data.sources import SOURCES, load_mnist
-from digitlab.engine.checkpoint import save_checkpoint
-from digitlab.engine.fit import set_threads
-from digitlab.mnist.networks import ARCHITECTURES
-from digitlab.mnist.training import (
-    BEST,
-    DEFAULT_LR,
-    OPTIMIZERS,
-    SCHEDULES,
-    add_noise,
-    train_and_score,
+from digitlab import devices, paths
+from digitlab.cli import (
+    UserError,
+    add_data_options,
+    add_device,
+    add_seed,
+    add_verbose,
+    cli,
+    script_parser,
+    setup_logging,
 )
-from digitlab.plots import learning_curves
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.data.noise import NOISE_TYPES
+from digitlab.data.sources import load_mnist
+from digitlab.engine import Network
+from digitlab.engine.recipe import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+from digitlab.mnist.networks import ARCHITECTURES
+from digitlab.mnist.recipes import BEST, BEST_NETWORK
+from digitlab.mnist.training import train_and_save
+from digitlab.noisy.sets import corrupt_splits
 
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=BEST.arch, help="network")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=BEST_NETWORK.arch,
+                        help="network")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=BEST.optimizer,
                         help="optimizer")
     parser.add_argument("--lr", type=float, default=None,
@@ -68,8 +73,10 @@ def parse_args(argv):
                         help="random affine augmentation of training batches")
     parser.add_argument("--label-smoothing", type=float, default=BEST.label_smoothing,
                         help="cross-entropy label smoothing")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=BEST.bf16,
-                        help="bfloat16 autocast for the training forward passes")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                        default=BEST.precision == "bf16",
+                        help="bfloat16 autocast for the training forward passes, where the "
+                             "device supports it")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         default=BEST.channels_last, help="channels-last memory layout")
     parser.add_argument("--train-on-val", action=argparse.BooleanOptionalAction,
@@ -79,10 +86,7 @@ def parse_args(argv):
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout rate for architectures that take one (default: theirs)")
     parser.add_argument("--batchnorm", action="store_true", help="batch-norm for cnn2/cnn3")
-    parser.add_argument("--source", choices=SOURCES, default="auto", help="MNIST source")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="MNIST-format folder for --source local/auto "
-                             "(default: data/raw/mnist)")
+    add_data_options(parser)
     parser.add_argument("--noise", default=None, choices=NOISE_TYPES,
                         help="train and test on noisy MNIST of this type")
     parser.add_argument("--fresh-noise", action=argparse.BooleanOptionalAction, default=True,
@@ -90,8 +94,10 @@ def parse_args(argv):
                              "batch (the best CNN's choice, make noisy-recipe); "
                              "--no-fresh-noise trains on the fixed noisy set, as n-MNIST "
                              "ships it. Validation and test are the fixed noisy sets either way")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and batches")
-    parser.add_argument("--threads", type=int, default=None, help="default: one per core")
+    add_seed(parser)
+    add_device(parser)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: one per core)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="checkpoint folder (default: models/)")
     parser.add_argument("--results-dir", type=Path, default=None,
@@ -99,33 +105,32 @@ def parse_args(argv):
     parser.add_argument("--name", default=None,
                         help="run name (default: mnist_cnn, or mnist_cnn_<noise> with --noise)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_verbose(parser)
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UserError("--epochs and --batch-size must be at least 1.")
-    if (args.lr is not None and args.lr <= 0) or args.weight_decay < 0:
-        raise UserError("--lr must be positive and --weight-decay at least 0.")
-    for name in ("dropout", "label_smoothing"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}.")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout must be in [0, 1), got {args.dropout}.")
     return args
 
 
-def config_from_args(args):
-    model_kwargs = {}
+def network_from_args(args) -> Network:
+    options = {}
     if args.dropout is not None:
-        model_kwargs["dropout"] = args.dropout
+        options["dropout"] = args.dropout
     if args.batchnorm:
-        model_kwargs["batchnorm"] = True
-    if args.arch == BEST.arch:  # the best CNN's own settings, unless overridden
-        model_kwargs = {**BEST.model_kwargs, **model_kwargs}
+        options["batchnorm"] = True
+    if args.arch == BEST_NETWORK.arch:  # the best CNN's own settings, unless overridden
+        options = {**BEST_NETWORK.options, **options}
+    return Network(args.arch, options)
+
+
+def recipe_from_args(args):
     lr = args.lr
-    if lr is None and (args.arch, args.optimizer) == (BEST.arch, BEST.optimizer):
+    if lr is None and (args.arch, args.optimizer) == (BEST_NETWORK.arch, BEST.optimizer):
         lr = BEST.lr
-    return BEST.replace(arch=args.arch, model_kwargs=model_kwargs, optimizer=args.optimizer,
-                        lr=lr, weight_decay=args.weight_decay, schedule=args.schedule,
-                        epochs=args.epochs, batch_size=args.batch_size, augment=args.augment,
-                        label_smoothing=args.label_smoothing, bf16=args.bf16,
+    return BEST.replace(optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
+                        schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size,
+                        augment=args.augment, label_smoothing=args.label_smoothing,
+                        precision="bf16" if args.bf16 else "fp32",
                         channels_last=args.channels_last, train_on_val=args.train_on_val,
                         fresh_noise=args.noise if args.fresh_noise else None)
 
@@ -133,36 +138,26 @@ def config_from_args(args):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = config_from_args(args)
+    setup_logging(args.verbose)
+    device = devices.resolve(args.device)
+    network, recipe = network_from_args(args), recipe_from_args(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")
     checkpoint = (args.output_dir or paths.models_dir()) / f"{name}.pt"
     results = args.results_dir or paths.mnist_results() / name
-    threads = set_threads(args.threads)
-    set_seed(args.seed)
+    devices.set_threads(args.threads, device)
 
     clean = load_mnist(args.source, root=args.data_dir, seed=args.seed)
-    splits = clean if args.noise is None else add_noise(clean, args.noise, args.seed)
-    model, history, metrics = train_and_score(config, splits, clean=clean, seed=args.seed,
-                                              progress=not args.no_progress)
-    metrics = {**metrics, "threads": threads, "history": history.as_dict()}
+    splits = clean if args.noise is None else corrupt_splits(clean, args.noise, args.seed)
+    metrics = train_and_save(network, recipe, splits, clean=clean, checkpoint=checkpoint,
+                             results_dir=results, name=name, seed=args.seed, device=device,
+                             progress=not args.no_progress)
     val_accuracy, n_train = metrics["val_accuracy"], metrics["n_train"]
-    data = {**splits.summary(), "noise": args.noise}
-    save_checkpoint(checkpoint, model, arch=config.arch, model_kwargs=config.model_kwargs,
-                    data=data, metrics={k: metrics[k] for k in (
-                        "test_accuracy", "val_accuracy", "train_seconds", "epochs_run")},
-                    extra={"config": config.as_dict(), "seed": args.seed})
-    save_figure(learning_curves({config.arch: history}, title=f"{name}: {splits.source} data"),
-                results / "training_curves.png")
-    save_metrics(results / "metrics.json", metrics, seed=args.seed,
-                 config={**config.as_dict(), "checkpoint": checkpoint, "threads": threads},
-                 data=data)
     validation = ("trained on train + validation" if val_accuracy is None
                   else f"validation accuracy {val_accuracy:.4f}")
-    print(f"{name} ({config.arch}) on {splits.description}, {n_train} training digits: "
+    print(f"{name} ({network.arch}) on {splits.description}, {n_train} training digits: "
           f"{validation}, test accuracy {metrics['test_accuracy']:.4f} "
           f"({len(splits.test_labels)} test images), {metrics['train_seconds']:.1f} s training "
-          f"on {threads} thread(s)")
+          f"on {metrics['device_name']} ({metrics['device']})")
     print(f"checkpoint: {checkpoint}\nmetrics: {results / 'metrics.json'}")
 
 

@@ -11,6 +11,16 @@ matplotlib.use("Agg")
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where CUDA is available."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def project_root(tmp_path, monkeypatch):
     """A temporary ``DIGITLAB_ROOT``: data/, results/ and models/ live under it."""

@@ -11,28 +11,25 @@ import torch
 
 from digitlab.cli import UserError
 from digitlab.data.noise import corrupt
-from digitlab.data.sources import write_mnist_folder
+from digitlab.data.sources import load_mnist, write_mnist_folder
 from digitlab.data.transforms import (
     BACKGROUND,
     MNIST_MEAN,
     MNIST_STD,
     FreshCorruption,
     RandomAffine,
+    as_tensors,
     flatten_tensor,
     random_affine,
     to_tensor,
     to_uint8,
 )
+from digitlab.engine import Network, count_parameters
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.mnist import training as cnn_training
-from digitlab.mnist.networks import ARCHITECTURES, build_cnn, count_parameters
-from digitlab.mnist.training import (
-    REFERENCE,
-    TrainConfig,
-    as_tensors,
-    cross_validate_recipe,
-    train_cnn,
-)
+from digitlab.engine.recipe import batch_transform
+from digitlab.mnist.networks import ARCHITECTURES, build_cnn
+from digitlab.mnist.recipes import BEST, REFERENCE
+from digitlab.mnist.training import train_and_score
 from digitlab.paths import PROJECT_ROOT
 
 VARIANTS = [("cnn2", {}), ("cnn2", {"dropout": 0.5, "batchnorm": True}), ("cnn3", {}),
@@ -95,8 +92,8 @@ def test_normalisation_matches_the_mnist_constants():
 
 def test_affine_augmentation_is_seeded_and_keeps_the_background():
     x = to_tensor(digits(8)[0])
-    first = random_affine(x, torch.Generator().manual_seed(1), elastic=1.0)
-    again = random_affine(x, torch.Generator().manual_seed(1), elastic=1.0)
+    first = random_affine(x, torch.Generator().manual_seed(1), degrees=15, shear=5)
+    again = random_affine(x, torch.Generator().manual_seed(1), degrees=15, shear=5)
     assert torch.equal(first, again) and not torch.allclose(first, x)
     blank = torch.full((2, 1, 28, 28), BACKGROUND)
     assert torch.allclose(random_affine(blank, torch.Generator()), blank, atol=1e-5)
@@ -126,23 +123,16 @@ def test_fresh_corruption_draws_new_seeded_noise_after_the_augmentation():
         FreshCorruption("snow")
 
 
-def test_a_fresh_noise_recipe_corrupts_every_training_batch_after_the_affine(monkeypatch):
-    seen, real_fit = [], cnn_training.fit
-
-    def spy(model, train, val, optimizer, **kwargs):
-        seen.append(kwargs["augment"])
-        return real_fit(model, train, val, optimizer, **kwargs)
-
-    monkeypatch.setattr(cnn_training, "fit", spy)
-    config = TrainConfig(arch="cnn2", epochs=1, batch_size=20, fresh_noise="awgn")
-    train_cnn(config, as_tensors(*digits(40)), None, progress=False)
-    assert isinstance(seen[0], FreshCorruption) and seen[0].kind == "awgn"
-    assert isinstance(seen[0].augment, RandomAffine)
-    images, labels = digits(40)
+def test_a_fresh_noise_recipe_corrupts_every_training_batch_after_the_affine():
+    transform = batch_transform(BEST.replace(fresh_noise="awgn"))
+    assert isinstance(transform, FreshCorruption) and transform.kind == "awgn"
+    assert isinstance(transform.augment, RandomAffine)
+    assert transform.augment.params == RandomAffine(**BEST.augment_params).params
+    assert batch_transform(REFERENCE) is None
+    splits = load_mnist("embedded").head(40, 20, 20)
     with pytest.raises(UserError, match="needs the clean digits"):
-        cross_validate_recipe(config, images, labels, folds=2)
-    with pytest.raises(UserError, match="20 clean images for 40 noisy ones"):
-        cross_validate_recipe(config, images, labels, clean=images[:20], folds=2)
+        train_and_score(Network("cnn2"), BEST.replace(fresh_noise="awgn", epochs=1), splits,
+                        progress=False)
 
 
 @pytest.mark.parametrize("arch", ["cnn2", "best"])
@@ -165,8 +155,8 @@ def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path):
     model = build_cnn("cnn2", dropout=0.3, batchnorm=True)
     model(torch.randn(16, 1, 28, 28))  # move the batch-norm running statistics
     model.eval()
-    path = save_checkpoint(tmp_path / "m.pt", model, arch="cnn2",
-                           model_kwargs={"dropout": 0.3, "batchnorm": True},
+    network = Network("cnn2", {"dropout": 0.3, "batchnorm": True})
+    path = save_checkpoint(tmp_path / "m.pt", model, network,
                            data={"source": "embedded"}, metrics={"test_accuracy": 0.5})
     loaded, info = load_checkpoint(path)
     x = torch.randn(5, 1, 28, 28)
@@ -179,47 +169,15 @@ def test_missing_or_corrupt_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "none.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="bad.pt is not a readable PyTorch file"):
+    with pytest.raises(UserError, match="bad.pt is not a readable PyTorch checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
-
-
-def test_training_recipe_learns_and_is_deterministic():
-    train, val = as_tensors(*digits(200, 2)), as_tensors(*digits(50, 3))
-    config = TrainConfig(arch="cnn2", epochs=3, batch_size=20, lr=0.01, augment=True)
-    model, history = train_cnn(config, train, val, seed=4, progress=False)
-    again, _ = train_cnn(config, train, val, seed=4, progress=False)
-    assert history.val_acc[-1] > 0.9
-    assert torch.equal(model(val[0]), again(val[0]))
-    assert REFERENCE.optimizer == "adadelta" and REFERENCE.epochs == 14
-
-
-def test_recipe_cross_validation_predicts_each_digit_with_a_network_that_never_saw_it():
-    # cnn2 memorises 60 digits in 15 epochs; with shuffled labels only a leak would score.
-    config = TrainConfig(arch="cnn2", epochs=15, batch_size=10, lr=0.003, optimizer="adam",
-                         augment=False, train_on_val=True)
-    images, labels = digits(120, 8)
-    learnable = cross_validate_recipe(config, images, labels, folds=2)
-    assert learnable["accuracy"] > 0.9 and learnable["n_images"] == 120
-    assert len(learnable["fold_accuracy"]) == 2
-    shuffled = np.random.default_rng(0).permutation(labels)
-    assert cross_validate_recipe(config, images, shuffled, folds=2)["accuracy"] < 0.35
-    for folds in (1, 13):  # 120 digits hold 12 of each: at most 12 stratified folds
-        with pytest.raises(UserError, match="needs 2 to 12 folds"):
-            cross_validate_recipe(config, images, labels, folds=folds)
-
-
-def test_ensemble_averages_member_probabilities_and_round_trips(tmp_path):
-    train = as_tensors(*digits(60, 7))
-    config = TrainConfig(arch="best", model_kwargs={"width": 4, "members": 2}, epochs=1,
-                         batch_size=30, bf16=True, channels_last=True)
-    model, history = train_cnn(config, train, None, progress=False)
-    x = train[0][:5]
-    mean = torch.stack([m(x).softmax(1) for m in model.members]).mean(0)
-    assert torch.allclose(model(x).softmax(1), mean, atol=1e-5)
-    assert len(history.epoch_seconds) == 1
-    path = save_checkpoint(tmp_path / "e.pt", model, arch="best", model_kwargs=config.model_kwargs,
-                           data={}, metrics={})
-    assert torch.allclose(load_checkpoint(path)[0](x), model(x))
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="foreign.pt is a PyTorch file but not a digitlab"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    model = build_cnn("cnn2")
+    save_checkpoint(tmp_path / "wrong.pt", model, Network("cnn3"), data={}, metrics={})
+    with pytest.raises(UserError, match="wrong.pt does not fit the network it names .cnn3"):
+        load_checkpoint(tmp_path / "wrong.pt")
 
 
 @pytest.fixture

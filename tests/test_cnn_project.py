@@ -29,7 +29,7 @@ def test_epochs_to_converge_is_the_first_epoch_within_half_a_point_of_the_best()
 
 
 def test_choose_takes_the_best_validation_accuracy_and_breaks_ties_by_size():
-    table = pd.DataFrame({"best_val_acc": [0.97, 0.98, 0.98], "parameters": [10, 300, 200]},
+    table = pd.DataFrame({"val_accuracy": [0.97, 0.98, 0.98], "parameters": [10, 300, 200]},
                          index=["a", "b", "c"])
     assert choose(table) == "c"
 

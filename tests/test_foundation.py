@@ -1,4 +1,4 @@
-"""The shared plumbing: atomic writes, metadata, batching and the training loop."""
+"""The shared plumbing: atomic writes, metadata, batching, the CLI wrapper and figures."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from digitlab.cli import UserError, cli
 from digitlab.data.batching import TensorBatches
-from digitlab.engine.fit import evaluate, fit
 from digitlab.repro import atomic_write, save_metrics, set_seed
 
 
@@ -49,31 +47,6 @@ def test_batches_cover_every_row_once_and_are_seeded():
     assert torch.equal(seen, again)
 
 
-def test_fit_learns_a_separable_problem_and_restores_best_weights(tmp_path):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(400, 2, generator=gen)
-    y = (x[:, 0] + x[:, 1] > 0).long()
-    model = nn.Linear(2, 2)
-    ckpt = tmp_path / "best.pt"
-    history = fit(model, (x[:300], y[:300]), (x[300:], y[300:]),
-                  torch.optim.SGD(model.parameters(), lr=0.5), epochs=15, batch_size=32,
-                  checkpoint=ckpt, progress=False)
-    val_loss, val_acc = evaluate(model, x[300:], y[300:])
-    assert val_acc > 0.95
-    assert val_loss == pytest.approx(min(history.val_loss), rel=1e-5)
-    assert len(history.train_loss) == 15 and ckpt.exists()
-
-
-def test_fit_stops_early_when_validation_stops_improving():
-    # Pure noise: the validation loss cannot keep falling.
-    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))
-    model = nn.Linear(2, 2)
-    history = fit(model, (x, y), (torch.randn(64, 2), torch.randint(0, 2, (64,))),
-                  torch.optim.SGD(model.parameters(), lr=1.0), epochs=200, patience=3,
-                  progress=False)
-    assert history.stopped_early and len(history.val_loss) < 200
-
-
 def test_cli_turns_user_errors_into_exit_status_2(capsys):
     @cli
     def main(argv=None):
@@ -90,15 +63,6 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     with atomic_write(target) as handle:
         handle.write("{}")
     assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
-
-
-def test_history_records_the_learning_rate_each_epoch_trained_with():
-    x, y = torch.randn(32, 2), torch.randint(0, 2, (32,))
-    model = nn.Linear(2, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = fit(model, (x, y), None, optimizer, epochs=3, scheduler=scheduler, progress=False)
-    assert history.lr == [1.0, 0.5, 0.25]
 
 
 @pytest.mark.parametrize("cmap", ["Blues", "viridis"])

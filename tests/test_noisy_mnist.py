@@ -12,11 +12,11 @@ from digitlab import paths
 from digitlab.cli import UserError
 from digitlab.data import noise
 from digitlab.data.sources import load_mnist
-from digitlab.engine.fit import predict_proba
-from digitlab.mnist.training import add_noise
+from digitlab.data.splits import Splits
+from digitlab.engine import predict_proba
 from digitlab.noisy import study
 from digitlab.noisy.dense import build_dense
-from digitlab.noisy.sets import SETS, NoisySet, load_manifest, load_set
+from digitlab.noisy.sets import SETS, corrupt_splits, load_manifest, load_set
 
 SCRIPT = paths.PROJECT_ROOT / "scripts" / "make_noisy_mnist.py"
 
@@ -45,7 +45,7 @@ def test_npy_round_trip_matches_the_corruption_of_the_source(project_root):
         np.testing.assert_array_equal(images, expected)
         np.testing.assert_array_equal(clean.split(split)[0], getattr(source, f"{split}_images"))
     # train_cnn.py / evaluate_model.py --noise see exactly the saved test digits.
-    via_scripts = add_noise(load_mnist("embedded", seed=1), "awgn", 1)
+    via_scripts = corrupt_splits(load_mnist("embedded", seed=1), "awgn", 1)
     np.testing.assert_array_equal(via_scripts.test_images, saved.test_images)
     assert load_manifest()["source"]["source"] == "embedded"
     metrics = json.loads((project_root / "results/noisy_mnist/data_metrics.json").read_text())
@@ -121,9 +121,9 @@ def test_cross_validation_is_stratified_seeded_and_summarised():
 
 def test_robustness_matrix_reuses_trained_models_and_scores_every_pair():
     images, labels = tiny_set()
-    clean = NoisySet("clean", images, labels, images[:20], labels[:20], images, labels)
-    dark = NoisySet("dark", images // 4, labels, images[:20] // 4, labels[:20], images // 4,
-                    labels)
+    clean = Splits(images, labels, images[:20], labels[:20], images, labels, "toy", "toy")
+    dark = Splits(images // 4, labels, images[:20] // 4, labels[:20], images // 4, labels,
+                  "toy", "toy, darker", noise="dark")
     config = study.MODELS["dnn"].replace(epochs=3)
     model = study.train(config, images, labels, seed=0, progress=False)
     out = study.robustness_matrix(config, {"clean": clean, "dark": dark},
@@ -162,6 +162,6 @@ def test_sets_the_last_build_did_not_write_are_refused_not_mixed_in(project_root
 
     make_sets("--noise", "awgn", "--seed", "1")
     manifest, sets = load_sets(("clean", "awgn"))
-    assert manifest["seed"] == 1 and sets["awgn"].name == "awgn"
+    assert manifest["seed"] == 1 and sets["awgn"].noise == "awgn"
     with pytest.raises(UserError, match="motion-blur.*not built by the last run.*--noise all"):
         load_sets(("clean", "awgn", "motion-blur"))

@@ -40,5 +40,5 @@ class TensorBatches:
         order = torch.randperm(n, generator=self._generator) if self.shuffle else torch.arange(n)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start:start + self.batch_size].to(self.x.device)
             yield self.x[idx], self.y[idx]

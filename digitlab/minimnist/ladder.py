@@ -18,11 +18,12 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from digitlab import engine
 from digitlab.data.splits import stratified_indices
-from digitlab.engine.fit import History, predict_logits
+from digitlab.engine import History, Recipe
 from digitlab.metrics import apply_mapping, hungarian_mapping
-from digitlab.minimnist import networks as mini
 from digitlab.minimnist.dataset import N_PIXELS, scale
+from digitlab.minimnist.networks import CNN, MLP, RECIPE
 
 RUNGS = ("chance", "K-Means (Hungarian)", "logistic regression", "MLP 72-20-10-10", "CNN")
 KEYS = {"chance": "chance", "K-Means (Hungarian)": "kmeans", "logistic regression": "logistic",
@@ -49,7 +50,8 @@ class Part:
 
 def stratified_split(labels: np.ndarray, test_size: float = 0.2,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (train, test), each label kept in the same proportion."""
+    """Sorted row indices (train, test), each label kept in the same proportion: the split
+    ``scripts/split_data.py`` makes."""
     train, test = stratified_indices(labels, test_size, seed)
     return np.sort(train), np.sort(test)
 
@@ -92,14 +94,13 @@ class Ladder:
         return out
 
 
-def run_ladder(fit: Part, val: Part, test: Part, seed: int = 0,
-               config: mini.TrainConfig | None = None,
+def run_ladder(fit: Part, val: Part, test: Part, seed: int = 0, recipe: Recipe = RECIPE,
                trained: dict[str, tuple[torch.nn.Module, History]] | None = None,
-               progress: bool = False) -> Ladder:
+               device="cpu", progress: bool = False) -> Ladder:
     """Score every rung on ``test``. ``trained`` may pass networks already trained on
-    ``fit``/``val`` (e.g. the notebook's MLP) under their rung names; the rest are trained."""
+    ``fit``/``val`` (e.g. the notebook's MLP) under their rung names; the rest are trained
+    with ``recipe`` by the engine."""
     trained = dict(trained or {})
-    config = config or mini.TrainConfig()
     accuracy = {
         "chance": float((test.y == np.bincount(fit.y).argmax()).mean()),
         "K-Means (Hungarian)": kmeans_accuracy(fit, test, seed),
@@ -107,12 +108,11 @@ def run_ladder(fit: Part, val: Part, test: Part, seed: int = 0,
             LogisticRegression(max_iter=2000, random_state=seed).fit(fit.x, fit.y)
             .score(test.x, test.y)),
     }
-    for rung, name in (("MLP 72-20-10-10", "mlp"), ("CNN", "cnn")):
+    for rung, network in (("MLP 72-20-10-10", MLP), ("CNN", CNN)):
         if rung not in trained:
-            model = mini.build(name, seed)
-            history = mini.train_model(model, fit.tensors(), val.tensors(), config, seed=seed,
-                                       progress=progress, desc=name)
-            trained[rung] = (model, history)
+            trained[rung] = engine.train(network, recipe, fit.tensors(), val.tensors(),
+                                         seed=seed, device=device, progress=progress,
+                                         desc=network.arch)
         accuracy[rung] = network_accuracy(trained[rung][0], test)
     return Ladder(accuracy={r: accuracy[r] for r in RUNGS},
                   models={r: m for r, (m, _) in trained.items()},
@@ -121,8 +121,7 @@ def run_ladder(fit: Part, val: Part, test: Part, seed: int = 0,
 
 def network_accuracy(model: torch.nn.Module, test: Part) -> float:
     """Fraction of ``test`` classified correctly (exact count / n, as for sklearn)."""
-    predicted = predict_logits(model, torch.from_numpy(test.x)).argmax(1).numpy()
-    return float((predicted == test.y).mean())
+    return float((engine.predict(model, torch.from_numpy(test.x)) == test.y).mean())
 
 
 def kmeans_accuracy(fit: Part, test: Part, seed: int = 0) -> float:

@@ -1,18 +1,17 @@
 """The Mini MNIST networks: the 72-20-10-10 MLP and a small CNN on 1 x 9 x 8 images.
 
-Both return logits; :func:`digitlab.engine.fit.predict_proba` turns them into the
+Both return logits; :func:`digitlab.engine.predict_proba` turns them into the
 softmax probabilities that are reported. Inputs are scaled with
-:func:`digitlab.minimnist.dataset.scale`.
+:func:`digitlab.minimnist.dataset.scale`. Both train with :data:`RECIPE`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 
-import torch
 from torch import nn
 
-from digitlab.engine.fit import History, fit
+from digitlab.engine import Network, Recipe
 from digitlab.minimnist.dataset import COLS, N_PIXELS, ROWS
 
 MLP_SIZES = (N_PIXELS, 20, 10, 10)
@@ -51,38 +50,11 @@ class MiniCNN(nn.Sequential):
         )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """SGD settings shared by the MLP and the CNN (the notebook's defaults)."""
-
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-3
-    epochs: int = 300
-    batch_size: int = 32
-    patience: int = 40
-
-
-def train_model(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
-                val: tuple[torch.Tensor, torch.Tensor], config: TrainConfig | None = None,
-                seed: int = 0, progress: bool = False, desc: str = "train") -> History:
-    """Train with SGD (momentum) through the project's :func:`fit`; best weights kept."""
-    config = config or TrainConfig()
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    return fit(model, train, val, optimizer, epochs=config.epochs, batch_size=config.batch_size,
-               patience=config.patience, seed=seed, progress=progress, desc=desc)
-
-
-def build(name: str, seed: int = 0) -> nn.Module:
-    """``"mlp"`` or ``"cnn"``, initialised from ``seed``."""
-    torch.manual_seed(seed)
-    if name == "mlp":
-        return MiniMLP()
-    if name == "cnn":
-        return MiniCNN()
-    raise ValueError(f"unknown Mini MNIST model {name!r}; choose mlp or cnn")
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mini-mlp": MiniMLP,
+                                                      "mini-cnn": MiniCNN}
+MLP = Network("mini-mlp")
+CNN = Network("mini-cnn")
+# SGD with momentum and a little weight decay, early stopping on the validation loss: the
+# notebook's settings, shared by the MLP and the CNN.
+RECIPE = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-3,
+                epochs=300, batch_size=32, patience=40)

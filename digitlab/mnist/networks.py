@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
-from digitlab.engine.registry import build
+from digitlab.engine.networks import Ensemble, build
 
 
 def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,
@@ -69,24 +68,6 @@ def reference() -> nn.Sequential:
     )
 
 
-class Ensemble(nn.Module):
-    """Networks whose predicted probabilities are averaged.
-
-    ``forward`` returns the log of the mean probability, which is a valid logit
-    vector (its softmax is the mean probability), so an ensemble can be used
-    wherever one network is. Members are trained one after the other
-    (:func:`digitlab.mnist.training.train_cnn`), each from its own seed.
-    """
-
-    def __init__(self, members: list[nn.Module]):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([m(x).float().softmax(dim=1) for m in self.members]).mean(0)
-        return probs.clamp_min(1e-12).log()
-
-
 def best_single(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
     """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
 
@@ -120,9 +101,5 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 
 
 def build_cnn(arch: str, **kwargs) -> nn.Module:
-    """Build the network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    return build(ARCHITECTURES, "CNN", arch, **kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Build the CNN called ``arch`` (a key of :data:`ARCHITECTURES`)."""
+    return build(arch, "CNN", **kwargs)

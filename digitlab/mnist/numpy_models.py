@@ -22,7 +22,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from digitlab.engine.fit import History
+from digitlab.engine import History
 
 Params = dict[str, np.ndarray]
 

@@ -19,19 +19,23 @@ import pandas as pd
 import torch
 from torch import nn
 
-from digitlab.mnist.training import TrainConfig
+from digitlab.engine import Network, Recipe
+from digitlab.engine.predict import model_device
 from digitlab.mnist.variants import Data, Run, results_table, train_run
 
 
-def compare(candidates: Mapping[str, TrainConfig], train: Data, val: Data, *, seed: int = 0,
-            progress: bool = True) -> tuple[pd.DataFrame, dict[str, Run]]:
-    """Train every candidate configuration; return the validation table and the runs."""
-    runs = {name: train_run(name, config, train, val, seed=seed, progress=progress)
-            for name, config in candidates.items()}
+def compare(candidates: Mapping[str, Network], recipe: Recipe, train: Data, val: Data, *,
+            seed: int = 0, device="cpu", progress: bool = True) -> tuple[pd.DataFrame,
+                                                                         dict[str, Run]]:
+    """Train every candidate network with ``recipe``; return the validation table and the
+    runs."""
+    runs = {name: train_run(name, network, recipe, train, val, seed=seed, device=device,
+                            progress=progress)
+            for name, network in candidates.items()}
     return results_table(list(runs.values())), runs
 
 
-def choose(table: pd.DataFrame, column: str = "best_val_acc") -> str:
+def choose(table: pd.DataFrame, column: str = "val_accuracy") -> str:
     """The run with the highest ``column``; ties go to the one with fewer parameters."""
     ranked = table.sort_values([column, "parameters"], ascending=[False, True], kind="stable")
     return str(ranked.index[0])
@@ -76,7 +80,7 @@ def feature_maps(model: nn.Module, image: torch.Tensor,
     was_training = model.training
     model.eval()
     try:
-        model(image.reshape(1, *image.shape[-3:]))
+        model(image.reshape(1, *image.shape[-3:]).to(model_device(model)))
     finally:
         for handle in handles:
             handle.remove()
@@ -122,7 +126,7 @@ def render_report(report_path: str | Path, *, data: Mapping[str, Any],
     base = Path(report_path).parent
     comparison, augmentation = _seconds_as_text(comparison), _seconds_as_text(augmentation)
     per_class = pd.DataFrame(test["per_class"]).T.rename_axis("digit")
-    columns = ["best_val_acc", "epochs_to_converge", "parameters", "train_seconds"]
+    columns = ["val_accuracy", "epochs_to_converge", "parameters", "train_seconds"]
     lines = [
         "# MNIST CNN project report",
         "",

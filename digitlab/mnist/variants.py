@@ -1,13 +1,14 @@
 """Training grids of CNN configurations and the variants study.
 
-A *run* is one network (architecture + options) trained with one recipe by
-:func:`digitlab.mnist.training.train_cnn`. :func:`train_run` trains one and
+A *run* is one network (architecture + options) trained with one recipe by the
+engine (:func:`digitlab.engine.train`). :func:`train_run` trains one and
 :func:`results_table` tabulates many; the variants study crosses
 {plain, dropout, batch-norm, dropout + batch-norm} with {SGD, Adam, RMSprop}.
 
 Two numbers summarise a run:
 
-* **best validation accuracy**: the highest validation accuracy of any epoch;
+* **validation accuracy**: the accuracy of the weights the engine kept, those of
+  the epoch with the lowest validation loss (the project's one meaning);
 * **epochs to converge**: the first epoch whose validation accuracy is within
   :data:`CONVERGENCE_TOLERANCE` (0.5 percentage points) of that run's best,
   i.e. how long the run needed to get (almost) as good as it would get.
@@ -25,16 +26,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from digitlab.engine.fit import History
-from digitlab.mnist.networks import count_parameters
-from digitlab.mnist.training import TrainConfig, train_cnn
+from digitlab import engine
+from digitlab.engine import History, Network, Recipe, count_parameters
 from digitlab.repro import save_metrics
 
 CONVERGENCE_TOLERANCE = 0.005
 
 # The usual starting learning rate of each optimiser, kept constant so that the
-# optimisers, not schedules, are compared (SGD uses Nesterov momentum 0.9, see
-# digitlab.mnist.training.make_optimizer).
+# optimisers, not schedules, are compared (SGD uses Nesterov momentum 0.9, the
+# Recipe's default).
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "SGD": {"optimizer": "sgd", "lr": 0.05},
     "Adam": {"optimizer": "adam", "lr": 1e-3},
@@ -56,14 +56,16 @@ class Run:
     """What one trained configuration left behind."""
 
     name: str
-    config: TrainConfig
+    network: Network
+    recipe: Recipe
     model: nn.Module
     history: History
     seconds: float
 
     @property
-    def best_val_acc(self) -> float:
-        return max(self.history.val_acc)
+    def val_accuracy(self) -> float:
+        """Validation accuracy of the kept weights."""
+        return self.history.val_accuracy
 
     @property
     def epochs_to_converge(self) -> int:
@@ -71,10 +73,10 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "run": self.name, "arch": self.config.arch, "optimizer": self.config.optimizer,
-            "lr": self.config.learning_rate, "augment": self.config.augment,
+            "run": self.name, "arch": self.network.arch, "optimizer": self.recipe.optimizer,
+            "lr": self.recipe.learning_rate, "augment": self.recipe.augment,
             "parameters": count_parameters(self.model),
-            "best_val_acc": self.best_val_acc, "epochs_to_converge": self.epochs_to_converge,
+            "val_accuracy": self.val_accuracy, "epochs_to_converge": self.epochs_to_converge,
             "best_val_loss_epoch": self.history.best_epoch,
             "final_val_acc": self.history.val_acc[-1], "epochs_run": len(self.history.val_acc),
             "train_seconds": round(self.seconds, 2),
@@ -89,12 +91,13 @@ def epochs_to_converge(val_acc: list[float], tolerance: float = CONVERGENCE_TOLE
     return int(np.argmax(acc >= acc.max() - tolerance)) + 1
 
 
-def train_run(name: str, config: TrainConfig, train: Data, val: Data, *, seed: int = 0,
-              progress: bool = True) -> Run:
-    """Train one configuration with :func:`digitlab.mnist.training.train_cnn`, timed."""
+def train_run(name: str, network: Network, recipe: Recipe, train: Data, val: Data, *,
+              seed: int = 0, device="cpu", progress: bool = True) -> Run:
+    """Train one network with one recipe through the engine, timed."""
     start = time.perf_counter()
-    model, history = train_cnn(config, train, val, seed=seed, progress=progress)
-    return Run(name, config, model, history, time.perf_counter() - start)
+    model, history = engine.train(network, recipe, train, val, seed=seed, device=device,
+                                  progress=progress, desc=name)
+    return Run(name, network, recipe, model, history, time.perf_counter() - start)
 
 
 def results_table(runs: list[Run]) -> pd.DataFrame:
@@ -107,14 +110,15 @@ def save_run(run: Run, out_dir: str | Path, *, seed: int, data: dict[str, Any],
     """Write ``<out_dir>/<run name>.json``: the run's summary, history and config."""
     slug = run.name.lower().replace(" + ", "+").replace(" / ", "_").replace(" ", "-")
     return save_metrics(Path(out_dir) / f"{slug}.json", run.summary(), seed=seed,
-                        config={**run.config.as_dict(), **(config or {})}, data=data,
+                        config={"network": run.network.as_dict(), **run.recipe.as_dict(),
+                                **(config or {})}, data=data,
                         history=run.history.as_dict())
 
 
 def variants_study(train: Data, val: Data, *, arch: str = "cnn2",
                    channels: tuple[int, ...] | None = None, epochs: int = 8,
                    batch_size: int = 64, seed: int = 0, out_dir: str | Path | None = None,
-                   data: dict[str, Any] | None = None,
+                   data: dict[str, Any] | None = None, device="cpu",
                    progress: bool = True) -> tuple[pd.DataFrame, dict[str, History]]:
     """Train every variant x optimiser pair (constant learning rate, no augmentation);
     return the results table and the histories by run name.
@@ -125,11 +129,11 @@ def variants_study(train: Data, val: Data, *, arch: str = "cnn2",
     extra = {"channels": tuple(channels)} if channels else {}
     for variant, options in VARIANTS.items():
         for opt_name, opt in OPTIMIZERS.items():
-            config = TrainConfig(arch=arch, model_kwargs={**options, **extra},
-                                 optimizer=opt["optimizer"], lr=opt["lr"], schedule="constant",
-                                 epochs=epochs, batch_size=batch_size, augment=False)
-            run = train_run(f"{variant} / {opt_name}", config, train, val, seed=seed,
-                            progress=progress)
+            network = Network(arch, {**options, **extra})
+            recipe = Recipe(optimizer=opt["optimizer"], lr=opt["lr"], epochs=epochs,
+                            batch_size=batch_size)
+            run = train_run(f"{variant} / {opt_name}", network, recipe, train, val, seed=seed,
+                            device=device, progress=progress)
             runs.append(run)
             if out_dir is not None:
                 save_run(run, out_dir, seed=seed, data=data or {}, config={"variant": variant})

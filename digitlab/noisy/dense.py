@@ -2,7 +2,7 @@
 
 Every network returns logits; the softmax output layer is applied by the
 loss (``cross_entropy``) during training and by
-:func:`digitlab.engine.fit.predict_proba` at prediction time, which is
+:func:`digitlab.engine.predict.predict_proba` at prediction time, which is
 numerically safer than a softmax layer followed by a log.
 
 ``build_dense(name, **kwargs)`` builds one by name (see :data:`ARCHITECTURES`):
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from digitlab.engine.registry import build
+from digitlab.engine.networks import build
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10
@@ -59,4 +59,4 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"dnn": dnn, "dnn-bn": dnn_
 
 def build_dense(arch: str, **kwargs) -> nn.Module:
     """Build the dense network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    return build(ARCHITECTURES, "dense", arch, **kwargs)
+    return build(arch, "dense", **kwargs)

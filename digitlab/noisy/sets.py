@@ -18,7 +18,6 @@ and validation. Each split of each set gets its own noise stream,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,27 +25,11 @@ import numpy as np
 from digitlab import paths
 from digitlab.cli import UserError
 from digitlab.data import noise
+from digitlab.data.splits import SPLITS, Splits
 from digitlab.repro import atomic_target, save_json
 
-SPLITS = ("train", "val", "test")
 SETS = ("clean", *noise.NOISE_TYPES)
 MAKE_COMMAND = "python scripts/make_noisy_mnist.py (or make noisy)"
-
-
-@dataclass
-class NoisySet:
-    """One noisy (or clean) version of the MNIST source, split three ways."""
-
-    name: str
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    val_images: np.ndarray
-    val_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-
-    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        return getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
 
 
 def split_seed(seed: int, split: str) -> tuple[int, int]:
@@ -54,15 +37,18 @@ def split_seed(seed: int, split: str) -> tuple[int, int]:
     return seed, SPLITS.index(split)
 
 
-def corrupt_splits(splits, kind: str, seed: int) -> NoisySet:
-    """Corrupt every split of an ``MNISTSplits`` (or :class:`NoisySet`) with ``kind``."""
+def corrupt_splits(splits: Splits, kind: str, seed: int) -> Splits:
+    """A copy of ``splits`` with every split corrupted by ``kind`` (``"clean"``: as is),
+    each split from its own noise stream, exactly as the saved noisy sets are."""
     arrays = {}
     for split in SPLITS:
-        images = getattr(splits, f"{split}_images")
+        images, labels = splits.split(split)
         arrays[f"{split}_images"] = (images if kind == "clean"
                                      else noise.corrupt(images, kind, split_seed(seed, split)))
-        arrays[f"{split}_labels"] = np.asarray(getattr(splits, f"{split}_labels"), np.int64)
-    return NoisySet(kind, **arrays)
+        arrays[f"{split}_labels"] = np.asarray(labels, np.int64)
+    described = splits.description if kind == "clean" else \
+        f"{splits.description}, corrupted with {kind} noise"
+    return splits.replace(description=described, noise=kind, **arrays)
 
 
 def snr_report(clean: np.ndarray, noisy: np.ndarray, kind: str) -> dict:
@@ -82,9 +68,9 @@ def snr_report(clean: np.ndarray, noisy: np.ndarray, kind: str) -> dict:
             "snr_db_signal_power": noise.measured_snr_db(reference, noisy, signal_power=None)}
 
 
-def save_set(noisy: NoisySet, root: str | Path) -> Path:
-    """Write the six ``.npy`` files of ``noisy`` under ``root/<name>/`` (atomically each)."""
-    folder = Path(root) / noisy.name
+def save_set(noisy: Splits, root: str | Path) -> Path:
+    """Write the six ``.npy`` files of ``noisy`` under ``root/<noise>/`` (atomically each)."""
+    folder = Path(root) / noisy.noise
     for split in SPLITS:
         for part, array in zip(("images", "labels"), noisy.split(split), strict=True):
             with atomic_target(folder / f"{split}_{part}.npy") as tmp:
@@ -109,8 +95,10 @@ def noise_parameters() -> dict:
     }
 
 
-def load_set(name: str, root: str | Path | None = None) -> NoisySet:
-    """Load one saved set, checking every file; UserError naming the fix if not."""
+def load_set(name: str, root: str | Path | None = None,
+             source: dict | None = None) -> Splits:
+    """Load one saved set, checking every file; UserError naming the fix if not.
+    ``source``: the manifest's source summary, which the set records."""
     if name not in SETS:
         raise UserError(f"unknown noisy MNIST set {name!r}; choose one of {', '.join(SETS)}.")
     folder = Path(root or paths.noisy_mnist_dir()) / name
@@ -128,7 +116,11 @@ def load_set(name: str, root: str | Path | None = None) -> NoisySet:
             raise UserError(f"{folder / f'{split}_labels.npy'} does not hold one digit label "
                             f"per image; re-create it with {MAKE_COMMAND}.")
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.int64)
-    return NoisySet(name, **arrays)
+    source = source or {}
+    description = source.get("description", f"noisy MNIST set in {folder.parent}")
+    return Splits(**arrays, source=source.get("source", "noisy-mnist"),
+                  description=description if name == "clean"
+                  else f"{description}, corrupted with {name} noise", noise=name)
 
 
 def load_manifest(root: str | Path | None = None) -> dict:
@@ -142,7 +134,7 @@ def load_manifest(root: str | Path | None = None) -> dict:
                         f"with {MAKE_COMMAND}.") from None
 
 
-def load_sets(names=SETS, root: str | Path | None = None) -> tuple[dict, dict[str, NoisySet]]:
+def load_sets(names=SETS, root: str | Path | None = None) -> tuple[dict, dict[str, Splits]]:
     """The manifest and the sets ``names``, each of which the manifest must list.
 
     Files of a set that the last ``make_noisy_mnist.py`` run did not write may come
@@ -155,7 +147,7 @@ def load_sets(names=SETS, root: str | Path | None = None) -> tuple[dict, dict[st
                         f"(its manifest lists {', '.join(manifest.get('sets', [])) or 'none'}); "
                         "rebuild them all with python scripts/make_noisy_mnist.py --noise all "
                         "(or make noisy).")
-    return manifest, {name: load_set(name, root) for name in names}
+    return manifest, {name: load_set(name, root, manifest.get("source")) for name in names}
 
 
 def _load_array(path: Path) -> np.ndarray:

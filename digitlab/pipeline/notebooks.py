@@ -42,3 +42,18 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
             cwd=str(paths.PROJECT_ROOT), progress_bar=progress,
         )
     return output
+
+
+def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
+    """``show(fig, name, caption=None)`` for notebooks: save ``fig`` as ``folder/name``
+    and return it, so the notebook displays it too; with ``collect``, also record
+    ``collect[caption] = path`` (e.g. the figures a report links)."""
+    from digitlab.repro import save_figure
+
+    def show(fig, name: str, caption: str | None = None):
+        path = save_figure(fig, Path(folder) / name)
+        if collect is not None and caption is not None:
+            collect[caption] = path
+        return fig
+
+    return show

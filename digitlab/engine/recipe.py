@@ -1,0 +1,125 @@
+"""How a network is trained: one :class:`Recipe` for every torch model of the project.
+
+A recipe names the optimiser and its settings, the learning-rate schedule, the
+epochs and batch size, the batch augmentation and training-time noise, label
+smoothing, the precision of the forward passes, early stopping, and whether
+the validation digits are trained on. Named recipes live with their track
+(``digitlab.mnist.recipes``, ``digitlab.noisy.study``,
+``digitlab.minimnist.networks``); the engine turns a recipe into an optimiser,
+a schedule and a batch transform here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from digitlab.cli import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
+SCHEDULES = ("constant", "onecycle", "step")
+PRECISIONS = ("fp32", "bf16")
+# Learning rates that work for each optimiser when none is given.
+DEFAULT_LR = {"sgd": 0.1, "adam": 0.003, "adamw": 0.003, "rmsprop": 0.001, "adadelta": 1.0}
+# RandomAffine ranges: degrees, translate (fraction of the size), scale range, shear degrees.
+DEFAULT_AFFINE = {"degrees": 10.0, "translate": 0.1, "scale": (0.9, 1.1), "shear": 0.0}
+
+BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything about training a network except the network and the data."""
+
+    optimizer: str = "adam"
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]; the peak rate under OneCycle
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    nesterov: bool = True  # SGD only
+    schedule: str = "constant"  # constant; onecycle (per batch); step (x step_gamma per epoch)
+    step_gamma: float = 0.7
+    epochs: int = 10
+    batch_size: int = 64
+    augment: bool = False  # random affine transform of every training batch
+    augment_params: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_AFFINE))
+    # A noise kind (digitlab.data.noise): every training batch is corrupted anew after the
+    # augmentation; validation and test stay whatever fixed images they are.
+    fresh_noise: str | None = None
+    label_smoothing: float = 0.0
+    precision: str = "fp32"  # bf16: autocast the training forward passes where the device can
+    channels_last: bool = False  # memory layout of the convolutions' weights
+    patience: int | None = None  # stop after this many epochs without a lower validation loss
+    # Fold the validation split into training (fixed epochs, nothing chosen on validation):
+    # for a final model whose recipe was already chosen by validation or cross-validation.
+    train_on_val: bool = False
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserError(f"epochs and batch size must be at least 1, got {self.epochs} "
+                            f"and {self.batch_size}.")
+        if (self.lr is not None and self.lr <= 0) or self.weight_decay < 0:
+            raise UserError("the learning rate must be positive and the weight decay at least 0.")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"label smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.patience is not None and self.patience < 1:
+            raise UserError(f"patience must be at least 1 epoch, got {self.patience}.")
+        if self.fresh_noise is not None:
+            from digitlab.data.noise import check_kind
+
+            check_kind(self.fresh_noise)
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "learning_rate": self.learning_rate}
+
+    def replace(self, **changes) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}.")
+
+
+def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    lr, decay = recipe.learning_rate, recipe.weight_decay
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum,
+                               nesterov=recipe.nesterov and recipe.momentum > 0,
+                               weight_decay=decay)
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                  "rmsprop": torch.optim.RMSprop, "adadelta": torch.optim.Adadelta}
+    return optimizers[recipe.optimizer](params, lr=lr, weight_decay=decay)
+
+
+def make_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
+    """The schedule and whether it steps per batch (OneCycle) or per epoch (StepLR)."""
+    if recipe.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.learning_rate, epochs=recipe.epochs,
+            steps_per_epoch=steps_per_epoch), True
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1,
+                                               gamma=recipe.step_gamma), False
+    return None, False
+
+
+def batch_transform(recipe: Recipe) -> BatchTransform | None:
+    """What happens to every training batch: the random affine augmentation, then fresh
+    noise; None when the recipe asks for neither."""
+    from digitlab.data.transforms import FreshCorruption, RandomAffine
+
+    transform = RandomAffine(**recipe.augment_params) if recipe.augment else None
+    if recipe.fresh_noise is not None:
+        transform = FreshCorruption(recipe.fresh_noise, transform)
+    return transform

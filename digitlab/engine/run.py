@@ -1,0 +1,95 @@
+"""A run: (network, recipe, data, seed, device) -> (model, history, metrics).
+
+Nothing here reads a global or the command line, so a cross-validation fold or
+a cell of a study grid is just another call, which a caller could send to
+another process or machine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from digitlab import devices
+from digitlab.engine.fit import Data, History, fit
+from digitlab.engine.networks import Ensemble, Network, count_parameters
+from digitlab.engine.predict import evaluate, loss_and_accuracy, predict_logits
+from digitlab.engine.recipe import Recipe
+
+# Ensemble member k trains from seed + MEMBER_SEED_STEP * k (initialisation, batches, noise).
+MEMBER_SEED_STEP = 1000
+
+
+def fit_data(recipe: Recipe, train: Data, val: Data | None) -> tuple[Data, Data | None]:
+    """The (train, validation) pair a run of ``recipe`` actually fits on: with
+    ``recipe.train_on_val`` the validation rows join the training rows."""
+    if not recipe.train_on_val or val is None:
+        return train, val
+    return (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]])), None
+
+
+def train(network: Network, recipe: Recipe, train: Data, val: Data | None = None, *,
+          seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
+          desc: str | None = None) -> tuple[nn.Module, History]:
+    """Build ``network`` from ``seed`` and fit it with ``recipe``; an ensemble's members
+    are fitted one after the other, each from its own seed."""
+    device = devices.resolve(device)
+    train, val = fit_data(recipe, train, val)
+    model = network.build(seed)
+    desc = desc or network.arch
+    if not isinstance(model, Ensemble):
+        return model, fit(model, train, val, recipe, seed=seed, device=device,
+                          progress=progress, desc=desc)
+    histories = [fit(member, train, val, recipe, seed=seed + MEMBER_SEED_STEP * k,
+                     device=device, progress=progress,
+                     desc=f"{desc} {k + 1}/{len(model.members)}")
+                 for k, member in enumerate(model.members)]
+    model.eval()
+    return model, merge_histories(histories)
+
+
+def merge_histories(histories: list[History]) -> History:
+    """One history for an ensemble: per-epoch means of the members' curves, summed times."""
+    n = min(len(h.train_loss) for h in histories)
+
+    def mean(key):
+        return [sum(getattr(h, key)[i] for h in histories) / len(histories) for i in range(n)]
+
+    merged = History(train_loss=mean("train_loss"), train_acc=mean("train_acc"),
+                     lr=mean("lr"), epoch_seconds=[sum(h.epoch_seconds[i] for h in histories)
+                                                   for i in range(n)])
+    if all(h.val_loss for h in histories):
+        merged.val_loss, merged.val_acc = mean("val_loss"), mean("val_acc")
+    merged.best_epoch = max(h.best_epoch for h in histories)
+    merged.stopped_early = any(h.stopped_early for h in histories)
+    return merged
+
+
+def run(network: Network, recipe: Recipe, train_data: Data, val: Data | None, test: Data, *,
+        seed: int = 0, device: str | torch.device = "cpu",
+        progress: bool = True) -> tuple[nn.Module, History, dict]:
+    """Train on ``train_data`` (and validation, per the recipe), score once on ``test``.
+
+    The metrics: the test report (:func:`digitlab.engine.predict.evaluate`), the
+    validation accuracy of the kept weights (None when validation was trained on),
+    training digits, epochs, seconds, images per second (an image counts once however
+    many ensemble members it goes through), parameters and the device.
+    """
+    device = devices.resolve(device)
+    model, history = train(network, recipe, train_data, val, seed=seed, device=device,
+                           progress=progress)
+    n_train = len(train_data[1]) + (len(val[1]) if recipe.train_on_val and val else 0)
+    epochs = len(history.train_loss)
+    # The kept weights' validation accuracy (for an ensemble: the averaged prediction's).
+    held_out = val is not None and not recipe.train_on_val
+    val_accuracy = loss_and_accuracy(predict_logits(model, val[0]), val[1])[1] if held_out \
+        else None
+    metrics = {
+        "test": evaluate(model, *test), "val_accuracy": val_accuracy,
+        "n_train": n_train, "best_epoch": history.best_epoch, "epochs_run": epochs,
+        "train_seconds": history.train_seconds,
+        "images_per_second": epochs * n_train / max(history.train_seconds, 1e-9),
+        "n_parameters": count_parameters(model), **devices.describe(device),
+        "precision": "bf16" if devices.autocast_dtype(device, recipe.precision) else "fp32",
+    }
+    return model, history, metrics

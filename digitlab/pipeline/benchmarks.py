@@ -1,0 +1,61 @@
+"""What every benchmark shares: headline numbers over seeds, and where results go.
+
+A headline number is a mean over seeds with its spread; the minimum is shown
+beside it and targets are judged on the mean (:func:`over_seeds`). Only a run
+with every option at its default writes the canonical results file that the
+README quotes; any other run writes beside it, named by what differs
+(:func:`output_path`), so a quick check or an experiment never overwrites a
+measured number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def over_seeds(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
+    """Mean, (population) standard deviation, minimum and maximum of one number per seed."""
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std()), "min": float(array.min()),
+            "max": float(array.max()), "n_seeds": len(array),
+            "per_seed": {str(s): float(v) for s, v in zip(seeds, array, strict=True)}}
+
+
+def changed(options: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The options whose value differs from its default (in the order of ``defaults``)."""
+    return {name: options[name] for name, default in defaults.items()
+            if _normal(options[name]) != _normal(default)}
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value)
+    return value
+
+
+def output_path(canonical: Path, options: Mapping[str, Any], defaults: Mapping[str, Any],
+                explicit: Path | None = None) -> Path:
+    """``explicit`` if given; the canonical file when no option differs from its default;
+    else a sibling named by the differences, e.g. ``benchmark_quick.json`` or
+    ``benchmark_seeds-0_noise-motion-blur.json``."""
+    if explicit is not None:
+        return explicit
+    differences = changed(options, defaults)
+    if not differences:
+        return canonical
+    parts = []
+    for name, value in differences.items():
+        if value is True:
+            parts.append(name)
+        else:
+            shown = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+            parts.append(f"{name}-{shown}")
+    slug = "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part) for part in parts)
+    return canonical.with_name(f"{canonical.stem}_{slug}{canonical.suffix}")
