@@ -105,12 +105,35 @@ def test_background_level_blanks_reconstructions_as_often_as_real_images(digits,
     assert 0 < model.background < 1
     reconstructed = model.decode(model.encode(images))
     assert (reconstructed == 0).mean() == pytest.approx((x == 0).mean(), abs=0.01)
-    plain = gen.DigitGenerator(model.components, model.mean, model.explained_variance,
-                               model.explained_variance_ratio, model.points, model.labels,
-                               model.bandwidth, background=0.0)
-    expected = np.clip(model.encode(images) @ model.components + model.mean, 0, 1)
-    np.testing.assert_array_equal(plain.decode(model.encode(images)),
-                                  np.rint(expected * 255).astype(np.uint8).reshape(-1, 28, 28))
+
+
+def two_component_model(background: float) -> gen.DigitGenerator:
+    """Two hand-made components that touch four pixels: (0, 0), (0, 27), (1, 0), (27, 27)."""
+    components = np.zeros((2, 784))
+    components[0, 0], components[0, 27] = 1.0, -1.0
+    components[1, 28], components[1, 783] = 1.0, 0.5
+    mean = np.zeros(784)
+    mean[[0, 27, 783]] = 0.1, 0.9, 0.05
+    points = np.array([[0.0, 0.0], [1.0, 1.0]])
+    return gen.DigitGenerator(components, mean, np.ones(2), np.full(2, 0.1), points,
+                              np.array([0, 1]), bandwidth=1.0, background=background)
+
+
+@pytest.mark.parametrize("background, expected", [
+    # pixel = latent @ components + mean; with a background level B, (pixel - B) / (1 - B);
+    # then clipped to [0, 1] and scaled to 0-255. Latent (0.7, 0.4) gives raw pixels
+    # 0.8, 0.2, 0.4 and 0.25; latent (2, -1) gives 2.1 (clipped to 1) and negatives (0).
+    (0.2, [{(0, 0): 191, (0, 27): 0, (1, 0): 64, (27, 27): 16}, {(0, 0): 255}]),
+    (0.0, [{(0, 0): 204, (0, 27): 51, (1, 0): 102, (27, 27): 64}, {(0, 0): 255}]),
+])
+def test_decode_maps_latent_points_to_the_pixels_worked_out_by_hand(background, expected):
+    images = two_component_model(background).decode(np.array([[0.7, 0.4], [2.0, -1.0]]))
+    assert images.shape == (2, 28, 28) and images.dtype == np.uint8
+    for image, lit in zip(images, expected, strict=True):
+        want = np.zeros((28, 28), np.uint8)
+        for (row, col), value in lit.items():
+            want[row, col] = value
+        np.testing.assert_array_equal(image, want)
 
 
 def test_bandwidth_search_picks_the_best_held_out_likelihood(model):

@@ -58,9 +58,15 @@ def test_split_is_stratified_80_20_and_covers_every_row_once(pipeline):
     split = dataset.read_split(pipeline / "data")
     assert len(split["y_train"]) == 160 and len(split["y_test"]) == 40
     assert np.array_equal(np.bincount(split["y_test"]), [4] * 10)
-    images, _ = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
-    rows = np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1)
-    assert np.array_equal(np.unique(rows, axis=0), np.unique(images.reshape(200, -1), axis=0))
+    # Every (image, label) pair of the output is a pair of the input, each exactly once: a
+    # split that shuffled images and labels separately would keep both sets but break pairs.
+    images, labels = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
+    pairs_in = np.column_stack([images.reshape(200, -1), labels])
+    pairs_out = np.column_stack([
+        np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1),
+        np.concatenate([split["y_train"], split["y_test"]])])
+    assert len(np.unique(pairs_in, axis=0)) == 200  # no duplicate rows to hide a mix-up
+    np.testing.assert_array_equal(np.unique(pairs_out, axis=0), np.unique(pairs_in, axis=0))
 
 
 def test_notebook_runs_quickly_and_writes_the_ladder(pipeline):
