@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
@@ -40,3 +41,14 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
     whose ``--help`` shows every default."""
     return argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details too (e.g. why each MNIST download mirror failed)")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Plain messages at INFO; ``verbose`` adds digitlab's DEBUG lines (not other libraries')."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("digitlab").setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -17,11 +17,10 @@ the test set and the checkpoint's training data) and ``confusion_matrix.png``.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import UserError, add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.noise import NOISE_TYPES, corrupt
 from digitlab.data.sources import SOURCES, load_mnist
@@ -49,6 +48,7 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (and split)")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="default: results/mnist/evaluation/<checkpoint>__<test set>")
+    add_verbose_option(parser)
     args = parser.parse_args(argv)
     if (args.images is None) != (args.labels is None):
         raise UserError("pass both --images and --labels (or neither, to use the test split).")
@@ -70,7 +70,7 @@ def load_test_set(args) -> tuple:
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging(args.verbose)
     set_threads()
     checkpoint = args.checkpoint or paths.cnn_checkpoint()
     model, info = load_checkpoint(checkpoint)

@@ -28,11 +28,10 @@ fixed noisy training digits instead).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import UserError, add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.engine.checkpoint import save_checkpoint
@@ -99,6 +98,7 @@ def parse_args(argv):
     parser.add_argument("--name", default=None,
                         help="run name (default: mnist_cnn, or mnist_cnn_<noise> with --noise)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_verbose_option(parser)
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         raise UserError("--epochs and --batch-size must be at least 1.")
@@ -133,7 +133,7 @@ def config_from_args(args):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging(args.verbose)
     config = config_from_args(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")
     checkpoint = (args.output_dir or paths.models_dir()) / f"{name}.pt"

@@ -136,3 +136,19 @@ def test_heatmap_cell_text_stays_readable_on_dark_and_light_cells(cmap):
         light_cell = "0" if cmap == "Blues" else "90"
         assert texts[dark_cell] == "white" and texts[light_cell] == "black"
         plt.close(fig)
+
+
+def test_verbose_shows_digitlab_debug_lines_and_not_other_libraries():
+    import logging
+
+    from digitlab.cli import configure_logging
+
+    ours, theirs = logging.getLogger("digitlab"), logging.getLogger("urllib3")
+    before = ours.level
+    try:
+        configure_logging(verbose=True)
+        assert ours.isEnabledFor(logging.DEBUG) and not theirs.isEnabledFor(logging.DEBUG)
+        configure_logging(verbose=False)
+        assert ours.isEnabledFor(logging.INFO) and not ours.isEnabledFor(logging.DEBUG)
+    finally:
+        ours.setLevel(before)
