@@ -58,7 +58,7 @@ from digitlab.data.sources import load_mnist
 from digitlab.data.subsets import head
 from digitlab.metrics import classification_summary
 from digitlab.mnist import numpy_models as nm
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.repro import atomic_target, save_figure, save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "numpy"
@@ -190,6 +190,9 @@ metrics_path = save_metrics(out / "metrics.json", {
                       "mlp_lr": mlp_lr, "mlp_batch_size": mlp_batch_size},
    data=splits.summary(), histories={"softmax_regression": history.as_dict(),
                                      "mlp": mlp_history.as_dict()})
+with atomic_target(out / "weights.npz") as tmp:  # the kept parameters, to check or reuse
+    np.savez(tmp, **{f"softmax_{k}": v for k, v in model.params.items()},
+             **{f"mlp_{k}": v for k, v in mlp.params.items()})
 
 # %% [markdown]
 # ## Conclusion
