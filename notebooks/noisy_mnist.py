@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from digitlab import paths
-from digitlab.noisy import study, plots
+from digitlab import paths, plots
+from digitlab.noisy import study
 from digitlab.noisy.sets import SETS, load_sets
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.engine.fit import set_threads

@@ -205,7 +205,7 @@ def test_robustness_matrix_reuses_trained_models_and_scores_every_pair(monkeypat
 
 
 @pytest.mark.slow
-def test_notebook_runs_in_quick_mode(project_root):
+def test_notebook_numbers_agree_with_each_other_where_they_must(project_root):
     from digitlab.pipeline.notebooks import execute_notebook
 
     make_sets()
@@ -214,10 +214,34 @@ def test_notebook_runs_in_quick_mode(project_root):
     assert executed.exists()
     metrics = json.loads((project_root / "results/noisy_mnist/metrics.json").read_text())
     m = metrics["metrics"]
-    assert set(m["test_accuracy"]) == {"dnn", "dnn_improved", "cnn", "cnn_improved"}
-    assert len(m["cross_validation"]["folds"]) == 5
-    assert np.array(m["robustness"]["accuracy"]).shape == (len(SETS), len(SETS))
-    assert metrics["run"]["config"]["quick"] is True
+    assert metrics["run"]["config"]["quick"] is True and m["noise"] == "awgn"
+    # Every model is scored on the same 60 awgn test digits: same row sums, and each
+    # accuracy is its confusion matrix's trace over 60.
+    matrices = {k: np.array(v) for k, v in m["confusion_matrix"].items()}
+    assert set(matrices) == set(m["test_accuracy"]) == {"dnn", "dnn_improved", "cnn",
+                                                         "cnn_improved"}
+    rows = {tuple(c.sum(axis=1)) for c in matrices.values()}
+    assert len(rows) == 1 and sum(rows.pop()) == 60
+    for key, confusion in matrices.items():
+        assert m["test_accuracy"][key] == pytest.approx(np.trace(confusion) / 60), key
+        history = m["history"][key]
+        assert m["val_accuracy"][key] == history["val_acc"][history["best_epoch"] - 1], key
+    # Robustness: the CNN trained on awgn is the one scored above, reused; rows are training
+    # sets and columns test sets, in the order SETS names them.
+    robust = m["robustness"]
+    matrix = np.array(robust["accuracy"])
+    assert robust["model"] == "cnn" and robust["train_sets"] == list(SETS)
+    awgn = list(SETS).index("awgn")
+    assert matrix[awgn, awgn] == pytest.approx(m["test_accuracy"]["cnn"])
+    off_diagonal = matrix[~np.eye(len(SETS), dtype=bool)]
+    assert robust["diagonal_mean"] == pytest.approx(np.diag(matrix).mean())
+    assert robust["off_diagonal_mean"] == pytest.approx(off_diagonal.mean())
+    # Cross-validation pools the 200 training and 60 validation digits into 5 folds.
+    cv = m["cross_validation"]
+    assert [f["n_test"] for f in cv["folds"]] == [52] * 5
+    assert cv["accuracies"] == [f["accuracy"] for f in cv["folds"]]
+    assert cv["mean"] == pytest.approx(np.mean(cv["accuracies"]))
+    assert cv["std"] == pytest.approx(np.std(cv["accuracies"]))
     for name in ("robustness.png", "cv_curves.png", "confusion_cnn.png", "curves_dnn.png"):
         assert (project_root / "results/noisy_mnist" / name).exists()
 
