@@ -34,10 +34,10 @@ from digitlab import devices, paths
 from digitlab.cli import (
     add_data_options,
     add_device,
-    add_verbose,
+    add_verbose_option,
     cli,
     script_parser,
-    setup_logging,
+    configure_logging,
 )
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import RandomAffine, as_tensors
@@ -159,14 +159,14 @@ def parse_args(argv):
                         help="default: results/mnist/benchmark.json for the default run, else "
                              "a sibling named by the options that differ")
     parser.add_argument("--no-progress", action="store_true")
-    add_verbose(parser)
+    add_verbose_option(parser)
     return parser.parse_args(argv)
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    configure_logging(args.verbose)
     device = devices.resolve(args.device)
     threads = devices.set_threads(args.threads, device)
     seeds = [args.seeds[0]] if args.quick else args.seeds

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose, cli, script_parser, setup_logging
+from digitlab.cli import add_device, add_verbose_option, cli, script_parser, configure_logging
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.data.transforms import as_tensors
@@ -122,14 +122,14 @@ def parse_args(argv):
                         help="default: results/mnist/recipe_selection.json (with --noise: "
                              "results/noisy_mnist/recipe_selection_<noise>.json) for the "
                              "default run, else a sibling named by the options that differ")
-    add_verbose(parser)
+    add_verbose_option(parser)
     return parser.parse_args(argv)
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    configure_logging(args.verbose)
     device = devices.resolve(args.device)
     threads = devices.set_threads(device=device)
     clean = load_mnist(args.source, seed=args.seed)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose, cli, script_parser, setup_logging
+from digitlab.cli import add_device, add_verbose_option, cli, script_parser, configure_logging
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.mnist.evaluation import evaluate_checkpoint
@@ -127,14 +127,14 @@ def parse_args(argv):
     parser.add_argument("--output", type=Path, default=None,
                         help="default: results/noisy_mnist/benchmark.json for the default run, "
                              "else a sibling named by the options that differ")
-    add_verbose(parser)
+    add_verbose_option(parser)
     return parser.parse_args(argv)
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    configure_logging(args.verbose)
     device = devices.resolve(args.device)
     devices.set_threads(None, device)
     seeds = args.seeds[:1] if args.quick else args.seeds

@@ -74,15 +74,12 @@ def add_device(parser: argparse.ArgumentParser, default: str = "auto") -> None:
                              "(cuda:N picks a GPU)")
 
 
-def add_verbose(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verbose", action="store_true",
-                        help="log details, e.g. every download mirror tried")
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details too (e.g. why each MNIST download mirror failed)")
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """INFO to stderr as plain messages; ``--verbose`` adds the DEBUG details."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        force=True)
-    # Third-party libraries stay at their warnings even in verbose mode.
-    for name in ("urllib3", "matplotlib", "PIL", "pooch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def configure_logging(verbose: bool = False) -> None:
+    """Plain messages at INFO; ``verbose`` adds digitlab's DEBUG lines (not other libraries')."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("digitlab").setLevel(logging.DEBUG if verbose else logging.INFO)

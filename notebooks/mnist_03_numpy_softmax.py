@@ -58,7 +58,7 @@ from digitlab.data.sources import load_mnist
 from digitlab.metrics import classification_summary
 from digitlab.mnist import numpy_models as nm
 from digitlab.pipeline.notebooks import figure_saver
-from digitlab.repro import save_metrics, set_seed
+from digitlab.repro import atomic_target, save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "numpy"
@@ -121,7 +121,7 @@ history = nm.fit(model, (x_train, y_train), (x_val, y_val), lr=lr, epochs=epochs
                  patience=patience, seed=seed, desc="softmax regression")
 print(f"{len(history.val_loss)} epochs run, best epoch {history.best_epoch}, "
       f"stopped early: {history.stopped_early}")
-print(f"validation accuracy at the best epoch: {history.val_acc[history.best_epoch - 1]:.4f}")
+print(f"validation accuracy at the best epoch: {history.val_accuracy:.4f}")
 
 # %%
 show(plots.learning_curves({"softmax regression": history},
@@ -170,7 +170,7 @@ scores = {}
 for name, fitted in (("softmax regression", model), ("MLP", mlp)):
     summary = classification_summary(y_test, fitted.predict(x_test))
     scores[name] = {"test_accuracy": summary["accuracy"], "test_macro_f1": summary["macro_f1"],
-                    "best_val_acc": max((history if fitted is model else mlp_history).val_acc)}
+                    "val_accuracy": (history if fitted is model else mlp_history).val_accuracy}
 table = pd.DataFrame(scores).T
 table
 
@@ -186,6 +186,9 @@ metrics_path = save_metrics(out / "metrics.json", {
                       "mlp_lr": mlp_lr, "mlp_batch_size": mlp_batch_size},
    data=splits.summary(), histories={"softmax_regression": history.as_dict(),
                                      "mlp": mlp_history.as_dict()})
+with atomic_target(out / "weights.npz") as tmp:  # the kept parameters, to check or reuse
+    np.savez(tmp, **{f"softmax_{k}": v for k, v in model.params.items()},
+             **{f"mlp_{k}": v for k, v in mlp.params.items()})
 
 # %% [markdown]
 # ## Conclusion

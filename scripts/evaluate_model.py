@@ -28,10 +28,10 @@ from digitlab.cli import (
     add_data_options,
     add_device,
     add_seed,
-    add_verbose,
+    add_verbose_option,
     cli,
+    configure_logging,
     script_parser,
-    setup_logging,
 )
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.noise import NOISE_TYPES, corrupt
@@ -53,7 +53,7 @@ def parse_args(argv):
     add_device(parser)
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="default: results/mnist/evaluation/<checkpoint>__<test set>")
-    add_verbose(parser)
+    add_verbose_option(parser)
     args = parser.parse_args(argv)
     if (args.images is None) != (args.labels is None):
         raise UserError("pass both --images and --labels (or neither, to use the test split).")
@@ -75,7 +75,7 @@ def load_test_set(args) -> tuple:
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    configure_logging(args.verbose)
     device = devices.resolve(args.device)
     devices.set_threads(device=device)
     checkpoint = args.checkpoint or paths.cnn_checkpoint()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import cli, script_parser
+from digitlab.cli import add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.generator import pca_kde
 from digitlab.plots import image_mosaic, line_plot
@@ -66,6 +66,7 @@ def parse_args(argv):
                         help="model folder (default: models/generator)")
     parser.add_argument("--results-dir", type=Path, default=None,
                         help="metrics and figures (default: results/generator)")
+    add_verbose_option(parser)
     return parser.parse_args(argv)
 
 
@@ -97,6 +98,7 @@ def write_figures(model, search, curve, splits, out: Path, seed: int) -> None:
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging(args.verbose)
     pca_kde.check_kernel(args.kernel)
     output = pca_kde.model_path(args.output_dir)
     out = args.results_dir or paths.generator_results()

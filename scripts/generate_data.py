@@ -51,6 +51,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.n_per_class < 1:
         raise UserError(f"--n-per-class must be at least 1 (got {args.n_per_class}).")
+    dataset.check_fits_in_memory(args.n_per_class)
     overrides = {name: getattr(args, name, None) for name in dataset.KNOBS}
     negative = [name for name, value in overrides.items() if value is not None and value < 0]
     if negative:

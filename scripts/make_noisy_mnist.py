@@ -15,12 +15,10 @@ on the embedded 5,000 digits.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import cli, script_parser
+from digitlab.cli import add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data import noise
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.noisy.sets import (
@@ -56,10 +54,11 @@ def main(argv=None):
                         help="where the .npy sets go (default: data/noisy_mnist)")
     parser.add_argument("--results-dir", default=None,
                         help="figures and metrics (default: results/noisy_mnist)")
+    add_verbose_option(parser)
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error("--seed must be non-negative")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_logging(args.verbose)
     out_dir = args.output_dir or paths.noisy_mnist_dir()
     results = args.results_dir or paths.noisy_results()
     kinds = list(noise.NOISE_TYPES) if "all" in args.noise else list(dict.fromkeys(args.noise))

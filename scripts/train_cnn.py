@@ -39,10 +39,10 @@ from digitlab.cli import (
     add_data_options,
     add_device,
     add_seed,
-    add_verbose,
+    add_verbose_option,
     cli,
+    configure_logging,
     script_parser,
-    setup_logging,
 )
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
@@ -105,7 +105,7 @@ def parse_args(argv):
     parser.add_argument("--name", default=None,
                         help="run name (default: mnist_cnn, or mnist_cnn_<noise> with --noise)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_verbose(parser)
+    add_verbose_option(parser)
     args = parser.parse_args(argv)
     if args.dropout is not None and not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}.")
@@ -138,7 +138,7 @@ def recipe_from_args(args):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    setup_logging(args.verbose)
+    configure_logging(args.verbose)
     device = devices.resolve(args.device)
     network, recipe = network_from_args(args), recipe_from_args(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")

@@ -38,13 +38,21 @@ def test_set_seed_makes_torch_and_numpy_repeatable():
     assert np.array_equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
 
-def test_batches_cover_every_row_once_and_are_seeded():
-    x, y = torch.arange(10).float(), torch.arange(10)
-    seen = torch.cat([yb for _, yb in TensorBatches(x, y, batch_size=3, seed=1)])
-    assert sorted(seen.tolist()) == list(range(10))
-    assert len(TensorBatches(x, y, batch_size=3)) == 4
+def test_batches_cover_every_row_once_keep_rows_with_their_labels_and_are_seeded():
+    # Row i of x holds (i, 100 + i) and its label is 1000 + i: any batch that paired a row
+    # with another row's label, or dropped or repeated a row, shows here.
+    x = torch.stack([torch.arange(10), 100 + torch.arange(10)], dim=1).float()
+    y = 1000 + torch.arange(10)
+    batches = list(TensorBatches(x, y, batch_size=3, seed=1))
+    assert [len(yb) for _, yb in batches] == [3, 3, 3, 1]
+    xs, ys = torch.cat([xb for xb, _ in batches]), torch.cat([yb for _, yb in batches])
+    assert sorted(ys.tolist()) == list(range(1000, 1010))
+    assert torch.equal(xs[:, 0].long() + 1000, ys) and torch.equal(xs[:, 1].long() + 900, ys)
+    assert ys.tolist() != list(range(1000, 1010))  # shuffled
     again = torch.cat([yb for _, yb in TensorBatches(x, y, batch_size=3, seed=1)])
-    assert torch.equal(seen, again)
+    assert torch.equal(ys, again)
+    assert len(TensorBatches(x, y, batch_size=3)) == 4
+    assert len(TensorBatches(x, y, batch_size=3, drop_last=True)) == 3
 
 
 def test_cli_turns_user_errors_into_exit_status_2(capsys):
@@ -58,11 +66,20 @@ def test_cli_turns_user_errors_into_exit_status_2(capsys):
     assert "data/x.csv is missing" in capsys.readouterr().err
 
 
-def test_atomic_files_get_ordinary_permissions(tmp_path):
+@pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o022, 0o644), (0o077, 0o600)])
+def test_atomic_files_get_the_permissions_the_umask_allows(tmp_path, umask, mode):
+    # mkstemp creates 0600 files; a published file must look like one open() created.
+    import os
+    import stat
+
     target = tmp_path / "metrics.json"
-    with atomic_write(target) as handle:
-        handle.write("{}")
-    assert target.stat().st_mode & 0o044 == 0o044  # readable by group and others (umask 022)
+    previous = os.umask(umask)
+    try:
+        with atomic_write(target) as handle:
+            handle.write("{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
 @pytest.mark.parametrize("cmap", ["Blues", "viridis"])
@@ -83,3 +100,19 @@ def test_heatmap_cell_text_stays_readable_on_dark_and_light_cells(cmap):
         light_cell = "0" if cmap == "Blues" else "90"
         assert texts[dark_cell] == "white" and texts[light_cell] == "black"
         plt.close(fig)
+
+
+def test_verbose_shows_digitlab_debug_lines_and_not_other_libraries():
+    import logging
+
+    from digitlab.cli import configure_logging
+
+    ours, theirs = logging.getLogger("digitlab"), logging.getLogger("urllib3")
+    before = ours.level
+    try:
+        configure_logging(verbose=True)
+        assert ours.isEnabledFor(logging.DEBUG) and not theirs.isEnabledFor(logging.DEBUG)
+        configure_logging(verbose=False)
+        assert ours.isEnabledFor(logging.INFO) and not ours.isEnabledFor(logging.DEBUG)
+    finally:
+        ours.setLevel(before)

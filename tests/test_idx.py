@@ -95,3 +95,13 @@ def test_image_label_pair(tmp_path, digits):
         load_idx_pair(tmp_path / "i.gz", write_idx(tmp_path / "l6", labels[:6].astype(np.uint8)))
     with pytest.raises(UserError, match="does not hold uint8 images"):
         load_idx_pair(tmp_path / "l", tmp_path / "l")
+
+
+@pytest.mark.parametrize("bad", [10, 11, 255])
+def test_a_label_outside_0_9_is_refused_naming_the_file(tmp_path, digits, bad):
+    images, labels = digits
+    labels = labels.astype(np.uint8)
+    labels[4] = bad
+    path = write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    with pytest.raises(UserError, match=f"labels-idx1-ubyte holds label {bad} at item 4 .*0-9"):
+        load_idx_pair(write_idx(tmp_path / "i", images), path)

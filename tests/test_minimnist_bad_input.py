@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.cli import UserError
 from digitlab.minimnist import dataset
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -105,6 +106,35 @@ def test_generate_rejects_bad_options_before_writing(project_root, capsys):
     assert "--width-min" in message
     assert list((project_root / "data").iterdir()) == []
     assert np.all([not p.exists() for p in (project_root / "results").iterdir()])
+
+
+def test_generate_refuses_a_size_that_cannot_fit_in_memory_before_allocating(
+        project_root, capsys, monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("generate() ran: the size was not refused up front")
+
+    monkeypatch.setattr(dataset, "generate", must_not_run)
+    message = run_and_capture("generate_data", ["--n-per-class", "1000000000"], capsys)
+    assert "--n-per-class 1,000,000,000" in message and "GB of memory" in message
+    assert list((project_root / "data").iterdir()) == []
+
+
+def test_the_memory_estimate_covers_the_measured_peak(tmp_path):
+    import tracemalloc
+
+    n_per_class = 200
+    tracemalloc.start()
+    try:
+        images, labels = dataset.generate(n_per_class, mode="random")
+        dataset.write_csv(tmp_path / "m.csv", images, labels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = 10 * n_per_class * dataset.BYTES_PER_IMAGE
+    assert peak <= estimate + 64 * 1024  # a few buffers of fixed size on top
+    dataset.check_fits_in_memory(n_per_class, memory=estimate)
+    with pytest.raises(UserError, match="use at most --n-per-class 200"):
+        dataset.check_fits_in_memory(n_per_class + 1, memory=estimate)
 
 
 def test_a_trailing_comma_on_every_row_does_not_shift_the_columns(tmp_path):

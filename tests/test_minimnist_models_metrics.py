@@ -1,55 +1,87 @@
-"""Clustering metrics against scikit-learn, Hungarian matching, and the Mini MNIST networks."""
+"""Clustering metrics against cases worked by hand, Hungarian matching, and the Mini MNIST
+networks."""
 
 from __future__ import annotations
+
+import math
+from fractions import Fraction as F
 
 import numpy as np
 import pytest
 import torch
-from sklearn import metrics as skm
-from sklearn.metrics.cluster import contingency_matrix
 
 from digitlab import metrics
 from digitlab.engine import Network
 from digitlab.minimnist import networks as mini
 
-
-def noisy_partition(seed: int, n: int = 400, n_clusters: int = 12):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    clusters = np.where(rng.random(n) < 0.6, (labels * 7 + 3) % 10,
-                        rng.integers(0, n_clusters, n))
-    return labels, clusters
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_our_clustering_scores_match_scikit_learn(seed):
-    labels, clusters = noisy_partition(seed)
-    assert metrics.adjusted_rand_index(labels, clusters) == pytest.approx(
-        skm.adjusted_rand_score(labels, clusters), abs=1e-12)
-    ours = metrics.homogeneity_completeness_v(labels, clusters)
-    assert ours == pytest.approx(skm.homogeneity_completeness_v_measure(labels, clusters),
-                                 abs=1e-12)
-    summary = metrics.clustering_summary(labels, clusters)
-    assert summary["nmi"] == pytest.approx(
-        skm.normalized_mutual_info_score(labels, clusters, average_method="arithmetic"))
-    assert summary["ami"] == pytest.approx(skm.adjusted_mutual_info_score(labels, clusters))
-    table, _, _ = metrics.contingency(labels, clusters)
-    assert np.array_equal(table, contingency_matrix(labels, clusters).T)
+# Six images of two digits in three clusters. Contingency (rows clusters, columns labels):
+#               label 0  label 1
+#   cluster 0      2        0
+#   cluster 1      1        1
+#   cluster 2      0        2
+LABELS = [0, 0, 0, 1, 1, 1]
+CLUSTERS = [0, 0, 1, 1, 2, 2]
+TABLE = [[2, 0], [1, 1], [0, 2]]
+# Pair counting: pairs together in both = 1 + 1; pairs within a label = 3 + 3; within a
+# cluster = 1 + 1 + 1; all pairs = 15. Expected index = 6 * 3 / 15, maximum = (6 + 3) / 2.
+ARI = (F(2) - F(6 * 3, 15)) / (F(6 + 3, 2) - F(6 * 3, 15))  # = 8/33
+# Entropies in nats: H(labels) = ln 2, H(clusters) = ln 3; the mutual information sums
+# n_ij/n ln(n n_ij / (a_i b_j)) over the cells: 2 * (2/6) ln(6*2 / (3*2)) = (2/3) ln 2.
+MI = 2 / 3 * math.log(2)
+H_LABELS, H_CLUSTERS = math.log(2), math.log(3)
 
 
-def test_ari_edge_cases_match_scikit_learn():
-    for labels, clusters in (([0, 0, 1, 1], [5, 5, 5, 5]), ([0, 1, 2], [0, 1, 2]),
-                             ([0, 0, 0], [0, 0, 0]), ([0, 1, 0, 1], [1, 0, 1, 0])):
-        assert metrics.adjusted_rand_index(labels, clusters) == pytest.approx(
-            skm.adjusted_rand_score(labels, clusters))
+def expected_mutual_information(table) -> float:
+    """E[MI] over all tables with the same margins (the hypergeometric model of Vinh,
+    Epps and Bailey, 2010), summed cell by cell from its definition."""
+    table = np.asarray(table)
+    n = int(table.sum())
+    total = 0.0
+    for a in table.sum(axis=1):
+        for b in table.sum(axis=0):
+            for nij in range(max(1, a + b - n), min(a, b) + 1):
+                p = math.comb(b, nij) * math.comb(n - b, a - nij) / math.comb(n, a)
+                total += p * nij / n * math.log(n * nij / (a * b))
+    return total
 
 
-def test_silhouette_matches_scikit_learn():
-    rng = np.random.default_rng(0)
-    x = np.vstack([rng.normal(0, 1, (30, 3)), rng.normal(4, 1, (30, 3))])
-    clusters = np.repeat([0, 1], 30)
-    summary = metrics.clustering_summary(clusters, clusters, features=x)
-    assert summary["silhouette"] == pytest.approx(skm.silhouette_score(x, clusters))
+def test_scores_of_a_small_partition_match_the_hand_computation():
+    summary = metrics.clustering_summary(LABELS, CLUSTERS)
+    assert summary["ari"] == pytest.approx(float(ARI), abs=1e-12)
+    assert summary["homogeneity"] == pytest.approx(MI / H_LABELS, abs=1e-12)  # 2/3
+    assert summary["completeness"] == pytest.approx(MI / H_CLUSTERS, abs=1e-12)
+    # NMI with arithmetic averaging: MI over the mean of the two entropies.
+    nmi = MI / ((H_LABELS + H_CLUSTERS) / 2)
+    assert summary["nmi"] == pytest.approx(nmi, abs=1e-12)
+    assert summary["v_measure"] == pytest.approx(nmi, abs=1e-12)
+    emi = expected_mutual_information(TABLE)
+    ami = (MI - emi) / ((H_LABELS + H_CLUSTERS) / 2 - emi)
+    assert summary["ami"] == pytest.approx(ami, abs=1e-12)
+    assert summary["contingency"] == {"rows_clusters": [0, 1, 2], "cols_labels": [0, 1],
+                                      "counts": TABLE}
+
+
+@pytest.mark.parametrize("labels, clusters, expected", [
+    ([0, 0, 1, 1], [5, 5, 5, 5], 0.0),  # one cluster: pairs agree exactly as often as chance
+    ([0, 0, 1, 1], [0, 1, 0, 1], -0.5),  # index 0, expected 2/3, maximum 2: (0 - 2/3) / (4/3)
+    ([0, 1, 0, 1], [1, 0, 1, 0], 1.0),  # the same partition under other names
+    ([0, 1, 2], [0, 1, 2], 1.0),  # identical partitions score 1 by definition (0/0 otherwise)
+    ([0, 0, 0], [0, 0, 0], 1.0),
+])
+def test_ari_edge_cases_match_the_pair_count(labels, clusters, expected):
+    assert metrics.adjusted_rand_index(labels, clusters) == pytest.approx(expected, abs=1e-12)
+
+
+def test_silhouette_of_four_points_on_a_line():
+    # Points 0 and 1 in one cluster, 5 and 7 in the other. s = (b - a) / max(a, b) with a the
+    # mean distance within the own cluster and b the mean distance to the other cluster:
+    #   0: a 1, b 6 -> 5/6;  1: a 1, b 5 -> 4/5;  5: a 2, b 4.5 -> 5/9;  7: a 2, b 6.5 -> 9/13.
+    x = np.array([[0.0], [1.0], [5.0], [7.0]])
+    clusters = [0, 0, 1, 1]
+    expected = (F(5, 6) + F(4, 5) + F(5, 9) + F(9, 13)) / 4
+    summary = metrics.clustering_summary([0, 1, 0, 1], clusters, features=x)
+    assert summary["silhouette"] == pytest.approx(float(expected), abs=1e-12)
+    assert "silhouette" not in metrics.clustering_summary([0, 1, 0, 1], [0, 0, 0, 0], features=x)
 
 
 def test_hungarian_recovers_a_known_permutation():

@@ -58,21 +58,41 @@ def test_split_is_stratified_80_20_and_covers_every_row_once(pipeline):
     split = dataset.read_split(pipeline / "data")
     assert len(split["y_train"]) == 160 and len(split["y_test"]) == 40
     assert np.array_equal(np.bincount(split["y_test"]), [4] * 10)
-    images, _ = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
-    rows = np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1)
-    assert np.array_equal(np.unique(rows, axis=0), np.unique(images.reshape(200, -1), axis=0))
+    # Every (image, label) pair of the output is a pair of the input, each exactly once: a
+    # split that shuffled images and labels separately would keep both sets but break pairs.
+    images, labels = dataset.read_csv(pipeline / "data" / "mini_mnist.csv")
+    pairs_in = np.column_stack([images.reshape(200, -1), labels])
+    pairs_out = np.column_stack([
+        np.concatenate([split["x_train"], split["x_test"]]).reshape(200, -1),
+        np.concatenate([split["y_train"], split["y_test"]])])
+    assert len(np.unique(pairs_in, axis=0)) == 200  # no duplicate rows to hide a mix-up
+    np.testing.assert_array_equal(np.unique(pairs_out, axis=0), np.unique(pairs_in, axis=0))
 
 
-def test_notebook_runs_quickly_and_writes_the_ladder(pipeline):
+def test_notebook_writes_a_ladder_whose_numbers_hold_together(pipeline):
     executed = execute_notebook("train_mini_mnist", {"quick": True},
                                 output_dir=pipeline / "results" / "notebooks", progress=False)
     assert executed.exists()
     results = pipeline / "results" / "mini_mnist"
     ladder = metrics_of(results / "ladder.json")
-    keys = ("chance", "kmeans", "logistic", "mlp", "cnn")
-    assert all(0 <= ladder[f"{k}_accuracy"] <= 1 for k in keys)
-    assert ladder["chance_accuracy"] == pytest.approx(0.1)
-    assert ladder["mlp"]["n"] == 40 and ladder["mlp"]["accuracy"] == ladder["mlp_accuracy"]
+    a = {k: ladder[f"{k}_accuracy"] for k in ("chance", "kmeans", "logistic", "mlp", "cnn")}
+    # The test split holds 4 images of each digit: chance (always one digit) scores 1/10.
+    y_test = dataset.read_split(pipeline / "data")["y_test"]
+    assert np.bincount(y_test).tolist() == [4] * 10
+    assert a["chance"] == pytest.approx(0.1)
+    # On these separable digits the order of the classical rungs is not in doubt (seeded:
+    # 0.1, then about one half, then about nine in ten), and even 8 epochs lift the MLP
+    # above chance.
+    assert a["chance"] < a["kmeans"] < a["logistic"]
+    assert a["mlp"] > a["chance"]
+    assert ladder["ordered"] == (a["chance"] < a["kmeans"] < a["logistic"] <= a["mlp"]
+                                 <= a["cnn"])
+    # The MLP's own report: rows of its confusion matrix are the true test digits, and it
+    # scores what the ladder says (the ladder reuses the notebook's MLP).
+    confusion = np.array(ladder["mlp"]["confusion_matrix"])
+    assert confusion.sum(axis=1).tolist() == [4] * 10
+    assert a["mlp"] == pytest.approx(np.trace(confusion) / 40)
+    assert ladder["epochs_trained"]["mlp"] == len(ladder["mlp_history"]["train_loss"]) == 8
     for name in ("ladder.png", "mlp_learning_curves.png", "mlp_confusion_matrix.png",
                  "mlp_test_examples.png"):
         assert (results / name).exists(), name

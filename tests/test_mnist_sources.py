@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import logging
 import shutil
+import socket
 import threading
 
 import numpy as np
@@ -126,6 +128,57 @@ def test_auto_prefers_local_then_download_then_embedded(project_root, tiny_folde
     fallback = load_mnist("auto", root=project_root / "empty", mirrors=[f"{base}/missing/"],
                           md5=md5, progress=False)
     assert fallback.source == "embedded" and len(fallback.test_labels) == 1000
+
+
+def closed_port_url() -> str:
+    """A 127.0.0.1 address where nothing listens: a connection there is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_auto_offline_says_so_in_one_warning_line(project_root, server, caplog, capfd):
+    base, md5, _ = server
+    caplog.set_level(logging.INFO, logger="digitlab")
+    mirrors = [closed_port_url(), f"{base}/missing/", closed_port_url()]
+    splits = load_mnist("auto", root=project_root / "empty", mirrors=mirrors, md5=md5,
+                        progress=False)
+    assert splits.source == "embedded"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "using the embedded 5,000 digits" in warnings[0] and "--verbose" in warnings[0]
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not any("127.0.0.1" in line for line in shown), shown  # no per-mirror line
+    assert "127.0.0.1" not in capfd.readouterr().err  # nor pooch's "Downloading data from"
+
+
+def test_verbose_logging_keeps_each_mirrors_error(project_root, server, caplog):
+    base, md5, _ = server
+    caplog.set_level(logging.DEBUG, logger="digitlab")
+    dead = closed_port_url()
+    load_mnist("auto", root=project_root / "empty", mirrors=[dead, f"{base}/missing/"], md5=md5,
+               progress=False)
+    details = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any(line.startswith(f"MNIST download failed: {dead}") for line in details)
+    assert any("/missing/" in line and "404" in line for line in details)
+
+
+def test_an_explicit_download_names_every_mirrors_failure(project_root, server):
+    base, md5, _ = server
+    dead = closed_port_url()
+    with pytest.raises(UserError, match=rf"from any mirror \({dead}.*; {base}/missing/.*404"):
+        load_mnist("download", root=project_root / "dl", mirrors=[dead, f"{base}/missing/"],
+                   md5=md5, progress=False)
+
+
+def test_a_local_folder_with_a_label_outside_0_9_is_refused(tmp_path):
+    images, labels = tiny_set(120, 0)
+    labels = labels.copy()
+    labels[7] = 12
+    folder = write_mnist_folder(tmp_path / "odd", (images, labels), tiny_set(30, 1))
+    with pytest.raises(UserError, match="train-labels-idx1-ubyte.gz holds label 12 at item 7"):
+        load_mnist("local", root=folder)
 
 
 def test_missing_local_folder_names_the_files(tmp_path):

@@ -13,7 +13,9 @@ from digitlab.cli import UserError
 from digitlab.data import noise
 from digitlab.data.sources import load_mnist
 from digitlab.data.splits import Splits
-from digitlab.engine import predict_proba
+from digitlab.data.transforms import MNIST_MEAN, MNIST_STD
+from digitlab.engine import History, predict_proba
+from digitlab.engine import cv as engine_cv
 from digitlab.noisy import study
 from digitlab.noisy.dense import build_dense
 from digitlab.noisy.sets import SETS, corrupt_splits, load_manifest, load_set
@@ -105,36 +107,116 @@ def tiny_set(n=120, seed=0) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def test_cross_validation_is_stratified_seeded_and_summarised():
+def indexed_images(n: int) -> np.ndarray:
+    """Blank images whose first two pixels spell their own row number."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    return images
+
+
+def row_numbers(images: np.ndarray) -> np.ndarray:
+    return images[:, 0, 0].astype(int) + 256 * images[:, 0, 1].astype(int)
+
+
+def rows_of(x: torch.Tensor) -> np.ndarray:
+    """Undo the normalisation of the first two pixels of flattened inputs: the row numbers."""
+    pixels = torch.round((x[:, :2] * MNIST_STD + MNIST_MEAN) * 255).long().numpy()
+    return pixels[:, 0] + 256 * pixels[:, 1]
+
+
+def test_cross_validation_is_stratified_leak_free_and_summarised(monkeypatch):
+    # Imbalanced classes (60, 30, 15, 15 rows): a stratified 5-fold split holds out exactly
+    # 12, 6, 3 and 3 of them in every fold; an unstratified one does not on these labels.
+    labels = np.repeat([0, 1, 2, 3], [60, 30, 15, 15])
+    images = indexed_images(len(labels))
+    wrong = np.arange(len(labels)) % 7 == 0  # rows the stand-in model gets wrong
+    fits = []
+
+    def fake_train(network, recipe, train_data, val, **kwargs):
+        fits.append((rows_of(train_data[0]), rows_of(val[0])))
+        np.testing.assert_array_equal(train_data[1].numpy(), labels[rows_of(train_data[0])])
+        np.testing.assert_array_equal(val[1].numpy(), labels[rows_of(val[0])])
+        return torch.nn.Identity(), History()
+
+    def fake_logits(model, x):
+        rows = rows_of(x)
+        predicted = np.where(wrong[rows], (labels[rows] + 1) % 4, labels[rows])
+        return torch.nn.functional.one_hot(torch.as_tensor(predicted), 10).float()
+
+    monkeypatch.setattr(engine_cv, "train", fake_train)
+    monkeypatch.setattr(engine_cv, "predict_logits", fake_logits)
+    cv = study.cross_validate(study.MODELS["dnn"], images, labels, n_splits=5, seed=0,
+                              progress=False)
+    everything = set(range(len(labels)))
+    held_out, expected = [], []
+    for train_rows, val_rows in fits:
+        assert not set(train_rows) & set(val_rows)
+        held = np.array(sorted(everything - set(train_rows) - set(val_rows)))
+        held_out.append(held)
+        assert np.bincount(labels[held], minlength=4).tolist() == [12, 6, 3, 3]
+        expected.append(1 - wrong[held].mean())
+    assert len(fits) == 5
+    assert sorted(np.concatenate(held_out).tolist()) == sorted(everything)  # each row once
+    assert [f["n_test"] for f in cv["folds"]] == [24] * 5
+    assert cv["accuracies"] == pytest.approx(expected, abs=1e-6)
+    assert cv["mean"] == pytest.approx(np.mean(expected), abs=1e-6)
+    assert cv["std"] == pytest.approx(np.std(expected), abs=1e-6)
+    assert cv["accuracy"] == pytest.approx(1 - wrong.mean(), abs=1e-6)  # pooled out of fold
+    first = [tuple(h) for h in held_out]
+    fits.clear()
+    study.cross_validate(study.MODELS["dnn"], images, labels, n_splits=5, seed=0, progress=False)
+    assert [tuple(np.array(sorted(everything - set(t) - set(v)))) for t, v in fits] == first
+
+
+def test_cross_validation_trains_every_fold_and_repeats_with_its_seed():
     images, labels = tiny_set()
     config = study.MODELS["dnn"].replace(epochs=3)
     cv = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
-    assert [f["n_test"] for f in cv["folds"]] == [24] * 5
-    assert sum(f["n_test"] for f in cv["folds"]) == len(labels)
     assert all(len(f["history"]["val_acc"]) == 3 for f in cv["folds"])
-    assert cv["mean"] == pytest.approx(np.mean(cv["accuracies"]))
-    assert cv["std"] == pytest.approx(np.std(cv["accuracies"]))
     assert cv["mean"] > 0.8  # the toy classes are easy: the folds really train
     again = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
     assert again["accuracies"] == cv["accuracies"]
 
 
-def test_robustness_matrix_reuses_trained_models_and_scores_every_pair():
-    images, labels = tiny_set()
-    clean = Splits(images, labels, images[:20], labels[:20], images, labels, "toy", "toy")
-    dark = Splits(images // 4, labels, images[:20] // 4, labels[:20], images // 4, labels,
-                  "toy", "toy, darker", noise="dark")
-    config = study.MODELS["dnn"].replace(epochs=3)
-    model = study.train(config, images, labels, seed=0, progress=False)
+class Constant(torch.nn.Module):
+    """A stand-in network that always answers ``digit``."""
+
+    def __init__(self, digit: int):
+        super().__init__()
+        self.digit = digit
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 10)
+        logits[:, self.digit] = 1.0
+        return logits
+
+
+def test_robustness_matrix_reuses_trained_models_and_scores_every_pair(monkeypatch):
+    # The clean model (supplied) always says 3; the model trained on "dark" always says 7.
+    # Each cell is then the share of 3s or 7s in that column's test labels.
+    blank = np.zeros((1, 28, 28), np.uint8)
+    clean_test, dark_test = np.array([3, 3, 3, 7]), np.array([3, 7, 7, 7, 7])
+    clean = Splits(blank, [3], blank, [3], np.repeat(blank, 4, 0), clean_test, "toy", "toy")
+    dark = Splits(blank + 1, [7], blank, [7], np.repeat(blank, 5, 0), dark_test, "toy",
+                  "toy, dark", noise="dark")
+    config = study.MODELS["dnn"]
+    trained_on = []
+
+    def fake_train(config, train_x, train_y, *args, **kwargs):
+        trained_on.append(int(train_x.max()))
+        return study.Trained(config, Constant(7), None)
+
+    monkeypatch.setattr(study, "train", fake_train)
     out = study.robustness_matrix(config, {"clean": clean, "dark": dark},
-                                  trained={"clean": model}, progress=False)
-    matrix = np.array(out["accuracy"])
-    assert matrix.shape == (2, 2) and out["train_sets"] == ["clean", "dark"]
-    assert matrix[0, 0] == pytest.approx(np.mean(study.predict(model, images) == labels))
+                                  trained={"clean": study.Trained(config, Constant(3), None)},
+                                  progress=False)
+    assert trained_on == [1]  # only the dark set was trained on; the clean model was reused
+    assert out["train_sets"] == ["clean", "dark"] and out["test_sets"] == ["clean", "dark"]
+    np.testing.assert_allclose(out["accuracy"], [[3 / 4, 1 / 5], [1 / 4, 4 / 5]], atol=1e-12)
 
 
 @pytest.mark.slow
-def test_notebook_runs_in_quick_mode(project_root):
+def test_notebook_numbers_agree_with_each_other_where_they_must(project_root):
     from digitlab.pipeline.notebooks import execute_notebook
 
     make_sets()
@@ -143,10 +225,34 @@ def test_notebook_runs_in_quick_mode(project_root):
     assert executed.exists()
     metrics = json.loads((project_root / "results/noisy_mnist/metrics.json").read_text())
     m = metrics["metrics"]
-    assert set(m["test_accuracy"]) == {"dnn", "dnn_improved", "cnn", "cnn_improved"}
-    assert len(m["cross_validation"]["folds"]) == 5
-    assert np.array(m["robustness"]["accuracy"]).shape == (len(SETS), len(SETS))
-    assert metrics["run"]["config"]["quick"] is True
+    assert metrics["run"]["config"]["quick"] is True and m["noise"] == "awgn"
+    # Every model is scored on the same 60 awgn test digits: same row sums, and each
+    # accuracy is its confusion matrix's trace over 60.
+    matrices = {k: np.array(v) for k, v in m["confusion_matrix"].items()}
+    assert set(matrices) == set(m["test_accuracy"]) == {"dnn", "dnn_improved", "cnn",
+                                                         "cnn_improved"}
+    rows = {tuple(c.sum(axis=1)) for c in matrices.values()}
+    assert len(rows) == 1 and sum(rows.pop()) == 60
+    for key, confusion in matrices.items():
+        assert m["test_accuracy"][key] == pytest.approx(np.trace(confusion) / 60), key
+        history = m["history"][key]
+        assert m["val_accuracy"][key] == history["val_acc"][history["best_epoch"] - 1], key
+    # Robustness: the CNN trained on awgn is the one scored above, reused; rows are training
+    # sets and columns test sets, in the order SETS names them.
+    robust = m["robustness"]
+    matrix = np.array(robust["accuracy"])
+    assert robust["model"] == "cnn" and robust["train_sets"] == list(SETS)
+    awgn = list(SETS).index("awgn")
+    assert matrix[awgn, awgn] == pytest.approx(m["test_accuracy"]["cnn"])
+    off_diagonal = matrix[~np.eye(len(SETS), dtype=bool)]
+    assert robust["diagonal_mean"] == pytest.approx(np.diag(matrix).mean())
+    assert robust["off_diagonal_mean"] == pytest.approx(off_diagonal.mean())
+    # Cross-validation pools the 200 training and 60 validation digits into 5 folds.
+    cv = m["cross_validation"]
+    assert [f["n_test"] for f in cv["folds"]] == [52] * 5
+    assert cv["accuracies"] == [f["accuracy"] for f in cv["folds"]]
+    assert cv["mean"] == pytest.approx(np.mean(cv["accuracies"]))
+    assert cv["std"] == pytest.approx(np.std(cv["accuracies"]))
     for name in ("robustness.png", "cv_curves.png", "confusion_cnn.png", "curves_dnn.png"):
         assert (project_root / "results/noisy_mnist" / name).exists()
 

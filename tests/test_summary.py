@@ -49,3 +49,65 @@ def test_a_glob_row_reads_the_newest_matching_file(tmp_path):
         os.utime(folder / "m.json", (mtime, mtime))
     table = render([Row("T", "acc", "eval/test-*/m.json", "acc", "pct", "make t")], tmp_path)
     assert "| T | acc | 99.0% |" in table
+
+
+def evaluation(results, folder: str, accuracy: float, noise, mtime: int) -> None:
+    """A metrics.json laid out as scripts/evaluate_model.py writes it."""
+    import os
+
+    path = results / "mnist" / "evaluation" / folder / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "metrics": {"accuracy": accuracy, "n": 1000},
+        "test_set": {"source": "embedded", "n_test": 1000, "split": "test", "noise": noise},
+        "run": {"config": {"noise": noise}}}))
+    os.utime(path, (mtime, mtime))
+
+
+def test_the_best_cnn_rows_read_the_clean_evaluation_even_when_a_noisy_one_is_newer(tmp_path):
+    from digitlab.pipeline.summary import ROWS
+
+    rows = [r for r in ROWS if r.label.startswith("best CNN, ") and "evaluation" in r.file]
+    assert len(rows) == 3
+    evaluation(tmp_path, "mnist_cnn__test-embedded", 0.99, None, 1_000)
+    evaluation(tmp_path, "mnist_cnn__test-embedded_awgn", 0.10, "awgn", 2_000)
+    table = render(rows, tmp_path)
+    assert "| best CNN, held-out test set | 99.0% |" in table
+    assert "| best CNN, test set source | embedded |" in table
+    # Only a noisy evaluation: the clean row has nothing to read.
+    (tmp_path / "mnist/evaluation/mnist_cnn__test-embedded/metrics.json").unlink()
+    assert "| best CNN, held-out test set | not run yet |" in render(rows, tmp_path)
+
+
+def load_benchmark(name: str):
+    import importlib.util
+
+    from digitlab.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_make_target_is_recorded_and_shown_as_failed(tmp_path, capsys):
+    import pytest
+
+    from digitlab.pipeline.summary import ROWS
+
+    # A stand-in Makefile: `make all` succeeds, `make test` fails.
+    (tmp_path / "Makefile").write_text("all:\n\t@echo built\ntest:\n\t@echo broken; exit 3\n")
+    output = tmp_path / "results" / "pipeline_time.json"
+    with pytest.raises(SystemExit) as exit_info:
+        load_benchmark("pipeline_time").main(["--directory", str(tmp_path), "--output",
+                                              str(output)])
+    assert exit_info.value.code == 2
+    assert "`make test` failed" in capsys.readouterr().err
+    saved = json.loads(output.read_text())["metrics"]
+    assert saved["all"]["failed"] is False and saved["all"]["minutes"] >= 0
+    assert saved["test"]["failed"] is True and saved["test"]["exit_status"] != 0
+    assert "minutes" not in saved["test"] and "seconds" not in saved["test"]
+    assert "broken" in (tmp_path / "results/pipeline_time_logs/test.log").read_text()
+    table = render([r for r in ROWS if r.file == "pipeline_time.json"], tmp_path / "results")
+    assert "| `make test` wall time (2 cores) | failed |" in table
+    assert f"| `make all` wall time (2 cores) | {saved['all']['minutes']:.1f} min |" in table

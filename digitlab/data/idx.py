@@ -104,9 +104,13 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     return path
 
 
-def load_idx_pair(images_path: str | os.PathLike,
-                  labels_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """An image file and its label file -> uint8 ``(N, H, W)`` images, int64 ``(N,)`` labels."""
+def load_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike,
+                  n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """An image file and its label file -> uint8 ``(N, H, W)`` images, int64 ``(N,)`` labels.
+
+    Labels must lie in ``0 .. n_classes - 1`` (the ten digits of MNIST and Fashion-MNIST);
+    one outside would otherwise surface much later as an index error inside a loss.
+    """
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise UserError(f"{images_path} does not hold uint8 images (N, height, width) but "
@@ -117,4 +121,9 @@ def load_idx_pair(images_path: str | os.PathLike,
     if len(images) != len(labels):
         raise UserError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                         f"{len(labels)} labels; pass matching files.")
+    outside = np.flatnonzero(labels >= n_classes)
+    if outside.size:
+        raise UserError(f"{labels_path} holds label {labels[outside[0]]} at item {outside[0]} "
+                        f"but labels must be 0-{n_classes - 1}; pass the label file that "
+                        "belongs to these images.")
     return images, labels.astype(np.int64)

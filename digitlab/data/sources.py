@@ -20,6 +20,7 @@ that no printed number can confuse the embedded subset with the full set.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -160,6 +161,20 @@ def _retrieve(url: str, name: str, expected_md5: str, dest: Path, timeout: float
                    downloader=pooch.HTTPDownloader(progressbar=progress, timeout=timeout))
 
 
+@contextlib.contextmanager
+def _pooch_quiet_unless_debug():
+    """pooch announces every attempt ("Downloading data from ...") on its own stderr
+    handler; offline that is one line per mirror, so it is kept for --verbose only."""
+    logger = pooch.get_logger()
+    level = logger.level
+    if not log.isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def download_mnist(dest: str | os.PathLike | None = None, *,
                    mirrors: Sequence[str] = MIRRORS, md5: dict[str, str] | None = None,
                    timeout: float = 30.0, progress: bool = True) -> Path:
@@ -171,27 +186,35 @@ def download_mnist(dest: str | os.PathLike | None = None, *,
     """
     dest = Path(dest) if dest is not None else paths.mnist_raw_dir()
     md5 = MD5 if md5 is None else md5
-    for name, expected in md5.items():
-        failures = []
-        for mirror in mirrors:
-            url = mirror.rstrip("/") + "/" + name
-            try:
-                _retrieve(url, name, expected, dest, timeout, progress)
-            except ValueError as err:  # pooch's checksum mismatch; the bad file is removed
-                failures.append(f"{url}: md5 mismatch")
-                log.warning("MNIST download from %s has the wrong md5 (%s); trying the next "
-                            "mirror", url, str(err).splitlines()[0])
-            except (requests.RequestException, OSError) as err:
-                failures.append(f"{url}: {err}")
-                log.info("MNIST download failed: %s; trying the next mirror", failures[-1])
-            else:
-                log.info("MNIST file %s verified (from %s or already present)", name, mirror)
-                break
-        else:
-            raise UserError(f"could not download {name} with a valid md5 from any mirror "
-                            f"({'; '.join(failures)}); copy the MNIST files into {dest} "
-                            "or use --source embedded.")
+    with _pooch_quiet_unless_debug():
+        for name, expected in md5.items():
+            _download_one(name, expected, dest, mirrors, timeout, progress)
     return dest
+
+
+def _download_one(name: str, expected: str, dest: Path, mirrors: Sequence[str],
+                  timeout: float, progress: bool) -> None:
+    """Fetch ``name`` from the first mirror that serves it with the ``expected`` md5."""
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        # Each mirror's failure is a detail (DEBUG, shown by --verbose): offline, all of
+        # them fail, and the error below or the caller's fallback says what happened.
+        try:
+            _retrieve(url, name, expected, dest, timeout, progress)
+        except ValueError as err:  # pooch's checksum mismatch; the bad file is removed
+            failures.append(f"{url}: md5 mismatch")
+            log.debug("MNIST download from %s has the wrong md5 (%s); trying the next mirror",
+                      url, str(err).splitlines()[0])
+        except (requests.RequestException, OSError) as err:
+            failures.append(f"{url}: {err}")
+            log.debug("MNIST download failed: %s; trying the next mirror", failures[-1])
+        else:
+            log.info("MNIST file %s verified (from %s or already present)", name, mirror)
+            return
+    raise UserError(f"could not download {name} with a valid md5 from any mirror "
+                    f"({'; '.join(failures)}); copy the MNIST files into {dest} "
+                    "or use --source embedded.")
 
 
 def load_download(root: str | os.PathLike | None = None, seed: int = 0,
@@ -234,6 +257,6 @@ def _load_auto(root: Path, seed: int, download_kw: dict) -> Splits:
         return load_download(root, seed, timeout=10.0, **download_kw)
     except UserError as err:
         log.debug("MNIST download failed: %s", err)
-        log.warning("no MNIST files in %s and no mirror reachable; using the embedded subset",
-                    root)
+        log.warning("no MNIST files in %s and no download (offline?): using the embedded "
+                    "5,000 digits (--verbose shows each mirror's error)", root)
     return load_embedded(seed)

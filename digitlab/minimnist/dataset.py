@@ -195,6 +195,31 @@ def generate(n_per_class: int = 100, seed: int = 0, mode: str = "digits",
     return images, labels
 
 
+# Memory held per image at the peak, while writing the CSV: the int64 table (72 pixels
+# and the label, 8 bytes each) and its int64 copy, the uint8 image, the label and the
+# label array it was shuffled from.
+BYTES_PER_IMAGE = 2 * (N_PIXELS + 1) * 8 + N_PIXELS + 2 * 8
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM in this machine, or None where the OS does not say (e.g. Windows)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(n_per_class: int, memory: int | None = None) -> None:
+    """UserError, before anything is allocated, if ``n_per_class`` images per digit
+    cannot be generated and written within ``memory`` bytes (default: this machine's RAM)."""
+    memory = physical_memory() if memory is None else memory
+    needed = 10 * n_per_class * BYTES_PER_IMAGE
+    if memory is not None and needed > memory:
+        raise UserError(f"--n-per-class {n_per_class:,} would need about {needed / 1e9:,.1f} GB "
+                        f"of memory but this machine has {memory / 1e9:,.1f} GB; use at most "
+                        f"--n-per-class {memory // (10 * BYTES_PER_IMAGE):,}.")
+
+
 def write_csv(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> Path:
     """Write ``pixel_0 ... pixel_71, label`` atomically (same data -> same bytes)."""
     table = np.column_stack([np.asarray(images).reshape(len(labels), N_PIXELS),

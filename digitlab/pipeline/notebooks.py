@@ -12,7 +12,7 @@ from typing import Any
 
 from digitlab import paths
 from digitlab.cli import UserError
-from digitlab.repro import atomic_target
+from digitlab.repro import atomic_target, atomic_write
 
 
 def notebook_path(name: str) -> Path:
@@ -31,16 +31,25 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
 
     The kernel runs with the project root as working directory and inherits
     ``DIGITLAB_ROOT``, so it reads and writes the same data as the scripts.
+    If a cell fails, the copy executed up to that cell is kept as
+    ``NAME.failed.ipynb`` beside where the executed copy goes (a later success
+    removes it) and a UserError names it.
     """
     import papermill
 
     source = notebook_path(name)
     output = Path(output_dir or paths.executed_notebooks_dir()) / source.name
+    failed = failed_copy(output)
     with atomic_target(output) as tmp:
-        papermill.execute_notebook(
-            str(source), str(tmp), parameters=parameters or {}, kernel_name="python3",
-            cwd=str(paths.PROJECT_ROOT), progress_bar=progress,
-        )
+        try:
+            papermill.execute_notebook(
+                str(source), str(tmp), parameters=parameters or {}, kernel_name="python3",
+                cwd=str(paths.PROJECT_ROOT), progress_bar=progress,
+            )
+        except Exception as err:  # papermill wraps the cell's error; name the notebook
+            raise UserError(f"notebook {source.stem} failed: {_reason(err)}"
+                            f"{_keep_failed_copy(tmp, failed)}") from err
+    failed.unlink(missing_ok=True)
     return output
 
 
@@ -57,3 +66,25 @@ def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
         return fig
 
     return show
+
+
+def failed_copy(output: Path) -> Path:
+    """Where the partial copy of a failed run of the notebook ``output`` is kept."""
+    return output.with_name(f"{output.stem}.failed.ipynb")
+
+
+def _keep_failed_copy(partial: Path, failed: Path) -> str:
+    """Keep what papermill wrote before the failure; the end of the error sentence."""
+    if not partial.is_file() or partial.stat().st_size == 0:
+        return " (it stopped before writing any output)."
+    with atomic_write(failed, "wb") as handle:
+        handle.write(partial.read_bytes())
+    return f"; see the executed copy up to the failing cell in {failed}."
+
+
+def _reason(err: Exception) -> str:
+    """The failing cell's exception as one line (``ZeroDivisionError: division by zero``)."""
+    if getattr(err, "ename", None):
+        return f"{err.ename}: {err.evalue}".strip().splitlines()[-1]
+    lines = str(err).strip().splitlines()
+    return lines[-1] if lines else type(err).__name__

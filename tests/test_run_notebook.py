@@ -1,0 +1,62 @@
+"""scripts/run_notebook.py: a failing notebook leaves its partial copy under a name that
+says so, and the error names that file."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import nbformat
+import pytest
+
+from digitlab import paths
+from digitlab.paths import PROJECT_ROOT
+
+
+def run_notebook_main():
+    spec = importlib.util.spec_from_file_location(
+        "run_notebook", PROJECT_ROOT / "scripts" / "run_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def write_notebook(folder, second_cell: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('first cell ran')"),
+        nbformat.v4.new_code_cell(second_cell),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, folder / "tiny.ipynb")
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_keeps_its_partial_copy_until_a_later_success(
+        tmp_path, monkeypatch, capsys):
+    notebooks, executed = tmp_path / "notebooks", tmp_path / "executed"
+    notebooks.mkdir()
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+    main = run_notebook_main()
+    failed = executed / "tiny.failed.ipynb"
+
+    write_notebook(notebooks, "1 / 0")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tiny", "--output-dir", str(executed)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    err = err.splitlines()[-1]  # after the progress bar: one sentence
+    assert err.startswith("error: ") and err.endswith(".")
+    assert "notebook tiny failed: ZeroDivisionError: division by zero" in err
+    assert str(failed) in err
+    assert not (executed / "tiny.ipynb").exists()
+    partial = nbformat.read(failed, as_version=4)
+    texts = ["".join(o.get("text", "")) + o.get("ename", "") for cell in partial.cells
+             if cell.cell_type == "code" for o in cell.outputs]
+    assert "first cell ran\n" in texts and "ZeroDivisionError" in texts
+
+    write_notebook(notebooks, "y = x + 1")
+    main(["tiny", "--output-dir", str(executed)])
+    assert (executed / "tiny.ipynb").exists() and not failed.exists()
+    assert sorted(p.name for p in executed.iterdir()) == ["tiny.ipynb"]
