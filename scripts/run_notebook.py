@@ -40,7 +40,8 @@ def main(argv=None):
     except Exception as err:  # papermill wraps kernel errors; name the notebook
         if isinstance(err, UserError):
             raise
-        raise UserError(f"notebook {args.name} failed: {str(err).strip().splitlines()[-1]} "
+        reason = str(err).strip().splitlines()[-1].rstrip(".")
+        raise UserError(f"notebook {args.name} failed: {reason} "
                         f"(see the executed copy in {args.output_dir}).") from err
     print(f"executed notebook written to {out}")
 
