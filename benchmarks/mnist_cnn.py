@@ -36,8 +36,8 @@ from digitlab.cli import (
     add_device,
     add_verbose_option,
     cli,
-    script_parser,
     configure_logging,
+    script_parser,
 )
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import RandomAffine, as_tensors

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose_option, cli, script_parser, configure_logging
+from digitlab.cli import add_device, add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.data.transforms import as_tensors

@@ -34,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose_option, cli, script_parser, configure_logging
+from digitlab.cli import add_device, add_verbose_option, cli, configure_logging, script_parser
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.mnist.evaluation import evaluate_checkpoint

@@ -55,6 +55,12 @@ def noisy_results() -> Path:
     return results_dir() / "noisy_mnist"
 
 
+def noisy_folder_results(name: str) -> Path:
+    """The noisy notebook's results on a folder of your own ``.npy`` files, kept apart
+    from the canonical ``results/noisy_mnist/metrics.json`` that the summary reads."""
+    return noisy_results() / "npy_folders" / name
+
+
 def generator_dir() -> Path:
     return models_dir() / "generator"
 

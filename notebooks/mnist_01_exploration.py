@@ -18,7 +18,7 @@
 #
 # The first page of the MNIST learning journal: where the digits come from, what
 # the arrays look like, how the classes are balanced, and what one mini-batch
-# looks like when a PyTorch `DataLoader` serves it. Figures and
+# looks like when the journal's `MNISTDataLoader` serves it. Figures and
 # `exploration.json` go to `results/mnist/exploration/`.
 #
 # `load_mnist(source)` uses a local IDX folder if there is one, else a verified
@@ -42,10 +42,8 @@ source = "auto"  # auto, local, download or embedded
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from digitlab import paths, plots
+from digitlab.data.loader import MNISTDataLoader
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
 from digitlab.pipeline.notebooks import figure_saver
@@ -123,18 +121,21 @@ print(f"after to_tensor: shape {tuple(x_train.shape)}, mean {x_train.mean():.3f}
       f"std {x_train.std():.3f}")
 
 # %% [markdown]
-# ## One mini-batch from a `DataLoader`
+# ## One mini-batch from `MNISTDataLoader`
 #
-# A `DataLoader` over a `TensorDataset` serves shuffled mini-batches;
-# `next(iter(loader))` takes the first one. This is how batches are usually
-# introduced; the project's training loop takes batches by indexing one tensor
-# instead (`digitlab.data.batching.TensorBatches`), which avoids per-sample
-# Python work and is much faster for data that fits in memory.
+# The journal wraps loading in a `MNISTDataLoader` class: a source, a split, a
+# batch size and whether to shuffle; `next(iter(loader))` takes the first
+# batch, as with a PyTorch `DataLoader`. digitlab's version
+# (`digitlab/data/loader.py`) normalises the split once and takes batches by
+# indexing one tensor (`digitlab.data.batching.TensorBatches`, what the
+# training loop uses), which avoids the per-sample Python work of a
+# `DataLoader` over a `Dataset`. Every epoch covers the split once, in a new
+# order fixed by the seed.
 
 # %%
-dataset = TensorDataset(x_train, torch.as_tensor(splits.train_labels))
-loader = DataLoader(dataset, batch_size=16 if quick else 64, shuffle=True,
-                    generator=torch.Generator().manual_seed(seed))
+loader = MNISTDataLoader(source, split="train", batch_size=16 if quick else 64, shuffle=True,
+                         seed=seed)
+print(loader)
 xb, yb = next(iter(loader))
 print(f"one batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
 print("labels in this batch:", yb.tolist())
@@ -162,4 +163,5 @@ print(f"{len(splits.train_labels)} training, {len(splits.val_labels)} validation
       f"{len(splits.test_labels)} test images of 28 x 28 uint8 pixels; the rarest digit has "
       f"{counts['train'].min()} training images, the most common {counts['train'].max()}.")
 print(f"Pixels average {pixel_mean:.3f} with standard deviation {pixel_std:.3f} "
-      f"(MNIST: {MNIST_MEAN}, {MNIST_STD}); a DataLoader batch has shape {tuple(xb.shape)}.")
+      f"(MNIST: {MNIST_MEAN}, {MNIST_STD}); an MNISTDataLoader batch has shape "
+      f"{tuple(xb.shape)}.")

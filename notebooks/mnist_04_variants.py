@@ -16,14 +16,16 @@
 # %% [markdown]
 # # MNIST 4: CNN variants x optimisers
 #
-# The same two-block CNN (`cnn2`) in four variants, each trained with three
-# optimisers, from the same seed and for the same number of epochs:
+# The learning journal's CNN (`cnn2`: two conv -> ReLU -> max-pool blocks, a
+# fully connected ReLU layer of 128 units, the output layer) in four variants,
+# each trained with three optimisers, from the same seed and for the same
+# number of epochs:
 #
 # | variant | what changes |
 # | --- | --- |
-# | plain | conv -> ReLU -> max-pool blocks, linear classifier |
-# | dropout | dropout (p = 0.3) before the linear classifier |
-# | batch-norm | batch normalisation after every convolution |
+# | plain | nothing: the network above |
+# | dropout | `Dropout(p=0.3)` after every ReLU: each convolution's and the fully connected layer's, as in the journal |
+# | batch-norm | batch normalisation after every convolution, before its ReLU |
 # | dropout + batch-norm | both |
 #
 # Optimisers: SGD (Nesterov momentum 0.9, lr 0.05), Adam (lr 0.001), RMSprop
@@ -46,9 +48,10 @@ seed = 0
 source = "auto"  # auto, local, download or embedded
 epochs = 10
 channels = [8, 16]
-batch_size = 64
-threads = 1  # CPU threads (0: one per core); one was faster than two on a shared 2-core machine
+hidden = 128  # units of the fully connected layer every variant has
 device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
+batch_size = 64
+threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
 
 # %% [markdown]
 # ## Setup
@@ -57,10 +60,17 @@ device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 import numpy as np
 
 from digitlab import devices, paths, plots
-from digitlab.data.transforms import as_tensors
 from digitlab.data.sources import load_mnist
+from digitlab.data.transforms import as_tensors
+from digitlab.mnist.networks import build_cnn
 from digitlab.repro import save_figure, save_metrics, set_seed
-from digitlab.mnist.variants import CONVERGENCE_TOLERANCE, OPTIMIZERS, VARIANTS, variants_study
+from digitlab.mnist.variants import (
+    CONVERGENCE_TOLERANCE,
+    OPTIMIZERS,
+    VARIANTS,
+    variant_options,
+    variants_study,
+)
 
 set_seed(seed)
 device = devices.resolve(device)
@@ -81,6 +91,16 @@ val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)
 
 # %% [markdown]
+# ## The four networks
+#
+# The layers of each variant, in order (`Identity` stands where a dropout
+# layer would be):
+
+# %%
+for variant in VARIANTS:
+    print(f"{variant}:", build_cnn("cnn2", **variant_options(variant, channels, hidden)), "\n")
+
+# %% [markdown]
 # ## Train the twelve runs
 #
 # Only the validation set is used here: the test set stays untouched for the
@@ -88,8 +108,9 @@ print(splits.description)
 
 # %%
 table, histories = variants_study(train, val, arch="cnn2", channels=tuple(channels),
-                                  epochs=epochs, batch_size=batch_size, seed=seed,
-                                  out_dir=out / "runs", data=splits.summary(), device=device)
+                                  hidden=hidden, epochs=epochs, batch_size=batch_size, seed=seed,
+                                  out_dir=out / "runs", data=splits.summary(),
+                                  device=device)
 table[["variant", "optimizer", "parameters", "val_accuracy", "epochs_to_converge",
        "final_val_acc", "train_seconds"]]
 
@@ -132,6 +153,7 @@ metrics_path = save_metrics(out / "summary.json", {
     "mean_val_accuracy_by_optimizer": table.groupby("optimizer", sort=False)["val_accuracy"]
     .mean().to_dict(),
 }, seed=seed, config={"source": source, "quick": quick, "arch": "cnn2", "channels": channels,
+                      "hidden": hidden,
                       "epochs": epochs, "batch_size": batch_size, "optimizers": OPTIMIZERS,
                       "variants": VARIANTS, "convergence_tolerance": CONVERGENCE_TOLERANCE},
     data=splits.summary())
@@ -145,7 +167,8 @@ metrics_path = save_metrics(out / "summary.json", {
 # %%
 by_variant = table.groupby("variant", sort=False)["val_accuracy"].mean()
 by_optimizer = table.groupby("optimizer", sort=False)["val_accuracy"].mean()
-print(f"Data: {splits.description}; {epochs} epochs per run, channels {channels}.")
+print(f"Data: {splits.description}; {epochs} epochs per run, channels {channels}, "
+      f"{hidden} hidden units.")
 print(f"Best run: {best_run}, validation accuracy {table.loc[best_run, 'val_accuracy']:.4f} "
       f"(converged at epoch {table.loc[best_run, 'epochs_to_converge']}).")
 print(f"Fastest to converge: {fastest} (epoch {table.loc[fastest, 'epochs_to_converge']}).")

@@ -28,15 +28,23 @@
 # its figures and `metrics.json` to `results/noisy_mnist/`. Run it with
 # `python scripts/run_notebook.py noisy_mnist` (`make noisy` runs both);
 # `quick=True` uses a few hundred digits and one or two epochs, for the tests.
+#
+# With files of your own, as the n-MNIST notebooks start from
+# (`train_images.npy`, `train_labels.npy`, `test_images.npy`, `test_labels.npy`
+# in one folder), run `python scripts/run_notebook.py noisy_mnist -p data_dir PATH`:
+# the models train and test on that one set (validation carved from its
+# training files), the robustness matrix is skipped, since it needs every
+# corruption, and results go to `results/noisy_mnist/npy_folders/<folder name>/`.
 
 # %% tags=["parameters"]
 quick = False  # tiny subsets and 1-2 epochs: runs in seconds (used by the tests)
 seed = 0
-noise = "awgn"  # the corruption the four models are trained and tested on
+noise = "awgn"  # the corruption the four models are trained and tested on (not with data_dir)
 cv_model = "cnn_improved"  # the CNN that is cross-validated
 cv_folds = 5
 robustness_model = "cnn"  # the CNN trained on every set for the robustness matrix
 max_train = 4000  # training digits per set at most, so full MNIST fits the time budget
+data_dir = None  # a folder with your own four .npy files; None: the make_noisy_mnist.py sets
 device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 
 # %% [markdown]
@@ -49,27 +57,31 @@ from IPython.display import display
 
 from digitlab import devices, paths, plots
 from digitlab.noisy import study
-from digitlab.noisy.sets import SETS, load_sets
+from digitlab.noisy.npy_folder import study_sets
 from digitlab.pipeline.notebooks import figure_saver
 from digitlab.repro import save_metrics, set_seed
 
 set_seed(seed)
 device = devices.resolve(device)
 threads = devices.set_threads(1, device)  # small networks: a second thread mostly waits
-out = paths.noisy_results()
-manifest, sets = load_sets(SETS)  # only sets the last make_noisy_mnist.py run wrote
+# The make_noisy_mnist.py sets (only those its last run wrote), or your folder's one set.
+source, noise_settings, sets = study_sets(data_dir, seed=seed)
+own_files = noise_settings is None
+if own_files:
+    noise = next(iter(sets))  # the folder's name: what the digits are is up to its files
+out = paths.noisy_folder_results(noise) if own_files else paths.noisy_results()
 models = dict(study.MODELS)
 if quick:
     sets = {name: s.sample(200, 60, seed) for name, s in sets.items()}
     models = {key: cfg.replace(epochs=min(cfg.recipe.epochs, 2)) for key, cfg in models.items()}
-elif len(sets["clean"].train_labels) > max_train:
+elif len(sets[noise].train_labels) > max_train:
     sets = {name: s.sample(max_train, None, seed) for name, s in sets.items()}
 data = sets[noise]
-print(f"source: {manifest['source']['description']}; noise seed {manifest['seed']}")
+print(f"source: {source['description']}"
+      + (f"; noise seed {source['noise_seed']}" if "noise_seed" in source else ""))
 print(f"{noise}: train {len(data.train_labels)} (at most {max_train}), "
       f"validation {len(data.val_labels)}, test {len(data.test_labels)} digits; "
       f"{devices.device_name(device)}, {threads or 'GPU'} thread(s)")
-
 show = figure_saver(out)  # saves each figure under out/ and displays it
 
 
@@ -78,14 +90,18 @@ show = figure_saver(out)  # saves each figure under out/ and displays it
 #
 # The same test digits, clean and under each corruption. AWGN sprinkles the
 # black background with grey speckle; motion blur smears the strokes up and to
-# the right; contrast-awgn dims the ink to half and adds noise on top.
+# the right; contrast-awgn dims the ink to half and adds noise on top. (With
+# your own files: one row, the first test digit of each class.)
 
 # %%
-picks = [int(np.flatnonzero(sets["clean"].test_labels == d)[0]) for d in range(10)]
-grid = np.concatenate([sets[name].test_images[picks] for name in SETS])
-titles = [f"{name} {d}" if d == 0 else str(d) for name in SETS for d in range(10)]
-show(plots.image_grid(grid, titles, ncols=10, cmap="gray", vmin=0, vmax=255,
-                      suptitle="Rows: " + ", ".join(SETS)), "noisy_samples.png")
+names = list(sets)
+labels = next(iter(sets.values())).test_labels  # every set shares the clean set's digits
+digits = [d for d in range(10) if np.any(labels == d)]
+picks = [int(np.flatnonzero(labels == d)[0]) for d in digits]
+grid = np.concatenate([sets[name].test_images[picks] for name in names])
+titles = [f"{name} {d}" if i == 0 else str(d) for name in names for i, d in enumerate(digits)]
+show(plots.image_grid(grid, titles, ncols=len(digits), cmap="gray", vmin=0, vmax=255,
+                      suptitle="Rows: " + ", ".join(names)), "noisy_samples.png")
 
 # %% [markdown]
 # ## 2. Inputs for each model
@@ -117,7 +133,8 @@ def train_and_report(key):
     cfg = models[key]
     print(f"{study.LABELS[key]}: {study.describe(cfg)}")
     trained[key] = study.train(cfg, data.train_images, data.train_labels, data.val_images,
-                               data.val_labels, seed=seed, device=device, desc=study.LABELS[key])
+                               data.val_labels, seed=seed, device=device,
+                               desc=study.LABELS[key])
     reports[key] = study.score(trained[key], data.test_images, data.test_labels)
     hist = trained[key].history
     print(f"best epoch {hist.best_epoch}/{len(hist.train_loss)}, validation accuracy "
@@ -188,17 +205,26 @@ show(plots.learning_curves({f"fold {f['fold']}": f["history"] for f in cv["folds
 #
 # A CNN trained on each set (rows) is scored on every set's test split
 # (columns). The diagonal is the matched case; off the diagonal, how far a
-# model carries to a corruption it never saw.
+# model carries to a corruption it never saw. It needs the clean set and every
+# corruption, so it is skipped for a folder of your own files.
 
 # %%
-reuse = {noise: trained[robustness_model]} if robustness_model in trained else {}
-robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse,
-                                 device=device)
-matrix = np.array(robust["accuracy"])
-print(pd.DataFrame(matrix, index=[f"train {s}" for s in SETS],
-                   columns=[f"test {s}" for s in SETS]).round(4).to_string())
-show(plots.heatmap(matrix, SETS, SETS, title=f"{study.LABELS[robustness_model]} accuracy",
-                   xlabel="test set", ylabel="training set"), "robustness.png")
+robust = None
+if len(sets) < 2:
+    print(f"Robustness matrix skipped: it needs the clean set and every corruption, and only "
+          f"one set ({noise}) was given; build them with python scripts/make_noisy_mnist.py.")
+else:
+    reuse = {noise: trained[robustness_model]} if robustness_model in trained else {}
+    robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse,
+                                     device=device)
+    matrix = np.array(robust["accuracy"])
+    diagonal, off = np.diag(matrix), matrix[~np.eye(len(names), dtype=bool)]
+    robust.update(diagonal_mean=float(diagonal.mean()), off_diagonal_mean=float(off.mean()),
+                  off_diagonal_min=float(off.min()))
+    print(pd.DataFrame(matrix, index=[f"train {s}" for s in names],
+                       columns=[f"test {s}" for s in names]).round(4).to_string())
+    show(plots.heatmap(matrix, names, names, title=f"{study.LABELS[robustness_model]} accuracy",
+                       xlabel="test set", ylabel="training set"), "robustness.png")
 
 # %% [markdown]
 # ## 8. Conclusion
@@ -217,23 +243,27 @@ table = pd.DataFrame({
     "macro F1": [reports[k]["macro_f1"] for k in reports],
     "training seconds": [trained[k].history.train_seconds for k in reports],
 })
-print(f"Trained and tested on {noise} digits ({manifest['source']['description']}):")
+print(f"Trained and tested on {noise} digits ({source['description']}):")
 print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 best_dnn = max(("dnn", "dnn_improved"), key=lambda k: reports[k]["accuracy"])
 best_cnn = max(("cnn", "cnn_improved"), key=lambda k: reports[k]["accuracy"])
-diagonal, off = np.diag(matrix), matrix[~np.eye(len(SETS), dtype=bool)]
 margin = reports[best_cnn]["accuracy"] - reports[best_dnn]["accuracy"]
 print(f"\nThe best CNN ({study.LABELS[best_cnn]}, {reports[best_cnn]['accuracy']:.4f}) "
       f"{'beats' if margin > 0 else 'does not beat'} the best DNN ({study.LABELS[best_dnn]}, "
       f"{reports[best_dnn]['accuracy']:.4f}): {margin:+.4f} on the {noise} "
       f"test set. Cross-validated, the {study.LABELS[cv_model]} scores {cv['mean']:.4f} ± "
-      f"{cv['std']:.4f}. Trained and tested on the same corruption, the "
-      f"{study.LABELS[robustness_model]} averages {diagonal.mean():.4f}; across corruptions "
-      f"{off.mean():.4f} (worst {off.min():.4f}).")
+      f"{cv['std']:.4f}.")
+if robust is None:
+    print("The robustness matrix was not run: only one set was given.")
+else:
+    print(f"Trained and tested on the same corruption, the {study.LABELS[robustness_model]} "
+          f"averages {robust['diagonal_mean']:.4f}; across corruptions "
+          f"{robust['off_diagonal_mean']:.4f} (worst {robust['off_diagonal_min']:.4f}).")
 
 # %%
 metrics = {
-    "noise": noise,
+    "noise": None if own_files else noise,  # what corrupted your own files is unknown here
+    "set": noise,
     "test_accuracy": {k: reports[k]["accuracy"] for k in reports},
     "val_accuracy": {k: trained[k].history.val_accuracy for k in reports},
     "macro_f1": {k: reports[k]["macro_f1"] for k in reports},
@@ -241,11 +271,11 @@ metrics = {
     "confusion_matrix": {k: reports[k]["confusion_matrix"] for k in reports},
     "history": {k: trained[k].history.as_dict() for k in reports},
     "cross_validation": {"model": cv_model, "n_splits": cv_folds, **cv},
-    "robustness": {"model": robustness_model, **robust,
-                   "diagonal_mean": float(diagonal.mean()), "off_diagonal_mean": float(off.mean())},
+    "robustness": ({"model": robustness_model, **robust} if robust is not None else
+                   {"skipped": "only one set was given; the matrix needs every corruption"}),
 }
-config = {"quick": quick, "noise": noise, "cv_model": cv_model,
+config = {"quick": quick, "noise": noise, "data_dir": data_dir, "cv_model": cv_model,
           "robustness_model": robustness_model, **devices.describe(device),
           "models": {k: study.describe(models[k]) for k in models}}
-print(save_metrics(out / "metrics.json", metrics, seed=seed, config=config,
-                   data=manifest["source"], noise=manifest["noise"]))
+print(save_metrics(out / "metrics.json", metrics, seed=seed, config=config, data=source,
+                   noise=noise_settings))

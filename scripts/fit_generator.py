@@ -3,6 +3,7 @@
 Usage:
     python scripts/fit_generator.py                      # 50 components, bandwidth by CV
     python scripts/fit_generator.py --bandwidth 0.5 --kernel tophat --components 30
+    python scripts/fit_generator.py --kernel exponential     # or epanechnikov; bandwidth by CV
 
 Result: ``models/generator/generator.npz`` (the model, no pickled objects) and,
 under ``results/generator/``, ``metrics.json`` (components, variance explained
@@ -53,7 +54,7 @@ def parse_args(argv):
     parser.add_argument("--bandwidth", type=number_or("cv"), default="cv",
                         help="KDE bandwidth in PCA units, or 'cv' for a cross-validated search")
     parser.add_argument("--kernel", default="gaussian",
-                        help=f"KDE kernel: {' or '.join(pca_kde.KERNELS)}")
+                        help=f"KDE kernel: {', '.join(pca_kde.KERNELS)}")
     parser.add_argument("--background", type=number_or("auto"), default="auto",
                         help="pixel level (0-1) below which generated pixels are blanked: "
                              "'auto' measures it on the training images, 0 turns it off")
@@ -116,6 +117,8 @@ def main(argv=None):
     curve = pca_kde.cumulative_variance(images)
     metrics = {
         **model.stats(),
+        # The names the results table reads, beside stats()'s pca_components, kde_bandwidth.
+        "components": model.n_components, "bandwidth": model.bandwidth,
         "variance_explained_train_measured": model.measured_variance_explained(images),
         "variance_explained_test_measured": model.measured_variance_explained(splits.test_images),
         "cumulative_variance": {str(k): float(curve[k - 1]) for k in CURVE_POINTS

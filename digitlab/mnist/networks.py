@@ -3,8 +3,11 @@
 ``build_cnn(name, **kwargs)`` builds one by name (see :data:`ARCHITECTURES`):
 
 - ``cnn2`` / ``cnn3``: two or three conv -> ReLU -> max-pool blocks, flatten,
-  one linear layer; ``dropout`` and ``batchnorm`` switch on the variants
-  compared in the variants notebook.
+  one linear layer; ``dropout`` (before the output layer) and ``batchnorm``
+  switch on variants. Two options that are off unless asked for give the
+  learning journal's layout, which the variants notebook compares: ``hidden``
+  (a fully connected ReLU layer before the output layer) and ``conv_dropout``
+  (dropout after every convolution's ReLU).
 - ``reference``: the network of the classic PyTorch MNIST example
   (pytorch/examples ``mnist/main.py``): two 3x3 convolutions with 32 and 64
   channels, max-pool, dropout 0.25, a 128-unit layer, dropout 0.5.
@@ -24,37 +27,49 @@ from digitlab.engine.networks import Ensemble, build
 
 
 def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,
-               kernel_size: int = 3) -> nn.Sequential:
-    """conv (same padding) -> [batch-norm] -> ReLU -> [2x2 max-pool]."""
+               kernel_size: int = 3, dropout: float = 0.0) -> nn.Sequential:
+    """conv (same padding) -> [batch-norm] -> ReLU -> [dropout] -> [2x2 max-pool]."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2,
                                          bias=not batchnorm)]
     if batchnorm:
         layers.append(nn.BatchNorm2d(c_out))
     layers.append(nn.ReLU(inplace=True))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
     if pool:
         layers.append(nn.MaxPool2d(2))
     return nn.Sequential(*layers)
 
 
-def _plain_cnn(channels: tuple[int, ...], dropout: float, batchnorm: bool) -> nn.Sequential:
+def _plain_cnn(channels: tuple[int, ...], dropout: float, batchnorm: bool, hidden: int,
+               conv_dropout: float) -> nn.Sequential:
     blocks, c_in, size = [], 1, 28
     for c_out in channels:
-        blocks.append(conv_block(c_in, c_out, batchnorm=batchnorm))
+        blocks.append(conv_block(c_in, c_out, batchnorm=batchnorm, dropout=conv_dropout))
         c_in, size = c_out, size // 2
-    return nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout),
-                         nn.Linear(c_in * size * size, 10))
+    features = c_in * size * size
+    classifier: list[nn.Module] = [nn.Flatten()]
+    if hidden:
+        classifier += [nn.Linear(features, hidden), nn.ReLU(inplace=True)]
+        features = hidden
+    # Identity rather than Dropout(0): the same computation, and the output layer keeps
+    # its index, so checkpoints saved with Dropout(0) there still load.
+    classifier += [nn.Dropout(dropout) if dropout else nn.Identity(), nn.Linear(features, 10)]
+    return nn.Sequential(*blocks, *classifier)
 
 
 def cnn2(dropout: float = 0.0, batchnorm: bool = False,
-         channels: tuple[int, int] = (32, 64)) -> nn.Sequential:
-    """Two conv -> ReLU -> max-pool blocks (28 -> 14 -> 7), flatten, linear."""
-    return _plain_cnn(tuple(channels), dropout, batchnorm)
+         channels: tuple[int, int] = (32, 64), hidden: int = 0,
+         conv_dropout: float = 0.0) -> nn.Sequential:
+    """Two conv -> ReLU -> max-pool blocks (28 -> 14 -> 7), flatten, [hidden], linear."""
+    return _plain_cnn(tuple(channels), dropout, batchnorm, hidden, conv_dropout)
 
 
 def cnn3(dropout: float = 0.0, batchnorm: bool = False,
-         channels: tuple[int, int, int] = (32, 64, 128)) -> nn.Sequential:
-    """Three conv -> ReLU -> max-pool blocks (28 -> 14 -> 7 -> 3), flatten, linear."""
-    return _plain_cnn(tuple(channels), dropout, batchnorm)
+         channels: tuple[int, int, int] = (32, 64, 128), hidden: int = 0,
+         conv_dropout: float = 0.0) -> nn.Sequential:
+    """Three conv -> ReLU -> max-pool blocks (28 -> 14 -> 7 -> 3), flatten, [hidden], linear."""
+    return _plain_cnn(tuple(channels), dropout, batchnorm, hidden, conv_dropout)
 
 
 def reference() -> nn.Sequential:

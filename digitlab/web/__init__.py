@@ -6,7 +6,9 @@ Routes:
 - ``GET /``: the model's stats, a form (count 1-16, optional digit) and a gallery;
 - ``POST /generate``: ``{"n_samples": 4, "digit": 7, "seed": 1}`` (digit and seed
   optional) -> ``{"success": true, "images": ["data:image/png;base64,..."], "count": 4}``;
-- ``GET /stats``: components, variance explained, bandwidth, dimensions;
+- ``GET /stats``: ``pca_components``, ``variance_explained``, ``kde_bandwidth``,
+  ``original_dim``, ``reduced_dim`` (the generator API's names), then kernel, background,
+  training images per digit and data source;
 - ``GET /healthz``: 200 when the model is loaded.
 
 Bad requests get HTTP 400 with ``{"success": false, "error": "..."}``; without a

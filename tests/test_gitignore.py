@@ -1,0 +1,42 @@
+""".gitignore: model files and operating-system files stay out, committed files stay in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from digitlab.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("git") is None or not (PROJECT_ROOT / ".git").exists(),
+    reason="needs git and a git checkout")
+
+# Committed on purpose although results/ is ignored: they are shown in the README.
+SHOWN_IN_README = {"results/summary.md", "results/mini_mnist/samples.png",
+                   "results/generator/samples.png"}
+
+
+def git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=PROJECT_ROOT, input=stdin, text=True,
+                          capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("path", [
+    "models/mnist_cnn.pt", "notebooks/checkpoint.pt", "scratch/deep/dir/net.pth", "model.pth",
+    ".DS_Store", "notebooks/.DS_Store", "digitlab/Thumbs.db", "results/desktop.ini",
+])
+def test_model_and_operating_system_files_are_ignored_wherever_they_are(path):
+    assert git("check-ignore", "--no-index", "-q", path).returncode == 0, path
+
+
+@pytest.mark.parametrize("path", ["digitlab/engine/checkpoint.py", "notebooks/model.ipynb",
+                                  "scripts/train_cnn.py", "tests/test_cnn.py", "README.md"])
+def test_sources_are_not_ignored(path):
+    assert git("check-ignore", "--no-index", "-q", path).returncode == 1, path
+
+
+def test_no_committed_file_is_ignored_except_the_readme_images():
+    tracked_but_ignored = git("ls-files", "--cached", "--ignored", "--exclude-standard")
+    assert set(tracked_but_ignored.stdout.split()) <= SHOWN_IN_README
