@@ -48,21 +48,29 @@ def lookup(document: dict, key: str):
     return value
 
 
-def render(rows: list[Row], results: Path | None = None) -> str:
-    """A Markdown table; a row whose file is missing says which command makes it."""
+def values(rows: list[Row], results: Path | None = None) -> list[str]:
+    """Each row's formatted value; "not run yet" when its file is missing, "missing" when
+    the file lacks the key."""
     results = results or paths.results_dir()
-    lines = ["| track | result | value | source (regenerate with) |", "| --- | --- | --- | --- |"]
     cache: dict[str, dict | None] = {}
+    out = []
     for row in rows:
         if row.file not in cache:
             path = _resolve(results, row.file)
             cache[row.file] = _read_json(path, row.command) if path is not None else None
         document = cache[row.file]
         try:
-            value = ("not run yet" if document is None
-                     else _format(lookup(document, row.key), row.fmt))
+            out.append("not run yet" if document is None
+                       else _format(lookup(document, row.key), row.fmt))
         except (KeyError, IndexError, TypeError, ValueError):
-            value = "missing"
+            out.append("missing")
+    return out
+
+
+def render(rows: list[Row], results: Path | None = None) -> str:
+    """A Markdown table; a row whose file is missing says which command makes it."""
+    lines = ["| track | result | value | source (regenerate with) |", "| --- | --- | --- | --- |"]
+    for row, value in zip(rows, values(rows, results), strict=True):
         lines.append(f"| {row.track} | {row.label} | {value} | `results/{row.file}` "
                      f"(`{row.command}`) |")
     return "\n".join(lines) + "\n"
