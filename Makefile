@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench benchmarks summary \
-	pipeline-time
+	pipeline-time slides
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
 
-all: minimnist mnist noisy generator ## Run the whole pipeline on the offline default data into results/
+all: minimnist mnist noisy generator ## Run the whole pipeline on the offline default data into results/, ending with results/index.html
 	$(PY) scripts/summarize.py
 
 minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, train the MLP
@@ -41,7 +41,7 @@ minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, 
 minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and random data (~1-2 min)
 	$(PY) benchmarks/minimnist_ladder.py
 
-mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
+mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks, draw the project's slides
 	$(PY) scripts/train_cnn.py --seed $(SEED)
 	$(PY) scripts/evaluate_model.py --seed $(SEED)
 	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED)
@@ -49,6 +49,10 @@ mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks
 	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED)
 	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED)
 	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED)
+	$(PY) scripts/make_slides.py
+
+slides: setup ## The CNN project's slide deck, results/mnist/slides.pdf, from its metrics and figures (needs make mnist)
+	$(PY) scripts/make_slides.py
 
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network, speed and accuracy (a few minutes)
 	$(PY) benchmarks/mnist_cnn.py --seed $(SEED)
@@ -79,7 +83,7 @@ pipeline-time: setup ## Time `make all` and `make test` (runs both), then refres
 	$(PY) benchmarks/pipeline_time.py
 	$(PY) scripts/summarize.py --update-readme
 
-summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table
+summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table; write the results page results/index.html
 	$(PY) scripts/summarize.py --update-readme
 
 app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000

@@ -84,3 +84,14 @@ def cnn_checkpoint() -> Path:
 
 def noisy_cnn_checkpoint(noise: str) -> Path:
     return models_dir() / f"mnist_cnn_{noise}.pt"
+
+
+def mnist_project_results() -> Path:
+    """The CNN project notebook's figures and ``metrics.json``."""
+    return mnist_results() / "project"
+
+
+def mnist_slides() -> Path:
+    """The CNN project's slide deck (``scripts/make_slides.py``)."""
+    return mnist_results() / "slides.pdf"
+

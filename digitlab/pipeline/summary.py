@@ -54,19 +54,27 @@ def lookup(document: dict, key: str):
     return value
 
 
-def render(rows: list[Row], results: Path | None = None) -> str:
-    """A Markdown table; a row whose file is missing says which command makes it."""
+def values(rows: list[Row], results: Path | None = None) -> list[str]:
+    """Each row's formatted value; "not run yet" when its file is missing, "missing" when
+    the file lacks the key."""
     results = results or paths.results_dir()
-    lines = ["| track | result | value | source (regenerate with) |", "| --- | --- | --- | --- |"]
     cache: dict[tuple, dict | None] = {}
+    out = []
     for row in rows:
         if (row.file, row.where) not in cache:
             cache[row.file, row.where] = _find_document(results, row)
         document = cache[row.file, row.where]
         try:
-            value = "not run yet" if document is None else _value(document, row)
+            out.append("not run yet" if document is None else _value(document, row))
         except (KeyError, IndexError, TypeError, ValueError):
-            value = "missing"
+            out.append("missing")
+    return out
+
+
+def render(rows: list[Row], results: Path | None = None) -> str:
+    """A Markdown table; a row whose file is missing says which command makes it."""
+    lines = ["| track | result | value | source (regenerate with) |", "| --- | --- | --- | --- |"]
+    for row, value in zip(rows, values(rows, results), strict=True):
         lines.append(f"| {row.track} | {row.label} | {value} | `results/{row.file}` "
                      f"(`{row.command}`) |")
     return "\n".join(lines) + "\n"

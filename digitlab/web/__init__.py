@@ -28,6 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from digitlab.cli import UserError
 from digitlab.generator.pca_kde import FIT_COMMAND, load_generator, model_path
 from digitlab.web.png import png_data_uris
+from digitlab.web.results import register as register_results
 
 MAX_SAMPLES = 16
 MAX_BODY_BYTES = 1024
@@ -71,9 +72,12 @@ def _error(message: str, status: int):
     return jsonify(success=False, error=message), status
 
 
-def create_app(model_dir: str | os.PathLike | None = None) -> Flask:
-    """The Flask app serving the generator saved in ``model_dir`` (default models/generator)."""
+def create_app(model_dir: str | os.PathLike | None = None,
+               results_dir: str | os.PathLike | None = None) -> Flask:
+    """The Flask app serving the generator saved in ``model_dir`` (default models/generator)
+    and, at /results, the results page of ``results_dir`` (default results/)."""
     app = Flask(__name__)
+    register_results(app, results_dir)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     path = model_path(model_dir)

@@ -1,0 +1,181 @@
+"""The results page (results/index.html): every figure with its caption and command, the
+results table, links that work from disk, and a caption for every figure the pipeline
+writes."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from matplotlib.image import imsave
+from test_minimnist_bad_input import load_script
+
+from digitlab import paths
+from digitlab.pipeline.dashboard import CAPTIONS, UNCAPTIONED, describe, write_page
+
+FIGURES = ("mini_mnist/samples.png", "noisy_mnist/samples_awgn.png",
+           "mnist/evaluation/mnist_cnn__test-embedded/confusion_matrix.png",
+           "misc/an unknown plot.png")
+
+
+class Page(HTMLParser):
+    """The parts of the page a reader uses: image sources, link targets, figure texts."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.sources, self.links, self.figures, self._figure = [], [], [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.sources.append(attrs["src"])
+        elif tag == "a":
+            self.links.append(attrs["href"])
+        elif tag == "figure":
+            self._figure = ""
+
+    def handle_data(self, data):
+        if self._figure is not None:
+            self._figure += data
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self.figures.append(" ".join(self._figure.split()))
+            self._figure = None
+
+
+def png(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imsave(path, [[0.0, 1.0], [1.0, 0.0]])
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    for name in FIGURES:
+        png(root / name)
+    png(root / "mini_mnist" / ".samples.tmp.png")  # an interrupted write: not a result
+    (root / "mini_mnist" / "evaluate_metrics.json").write_text(
+        json.dumps({"metrics": {"ari": 0.51234, "cluster_accuracy": 0.6789}}))
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "train_mini_mnist.ipynb").write_text("{}")
+    (root / "mnist" / "report.md").write_text("# report\n")
+    return root
+
+
+def figure_text(page: Page, path: str) -> str:
+    return next(text for text in page.figures if f"results/{path}" in text)
+
+
+def test_the_page_shows_every_figure_with_its_caption_command_and_a_working_link(results):
+    html = write_page(results).read_text()
+    page = Page(html)
+    assert sorted(unquote(src) for src in page.sources) == sorted(FIGURES)
+    assert all((results / unquote(src)).is_file() for src in page.sources + page.links
+               if not src.startswith("#"))
+    noisy = figure_text(page, "noisy_mnist/samples_awgn.png")
+    assert "awgn noise" in noisy and "scripts/make_noisy_mnist.py" in noisy
+    evaluation = figure_text(page, FIGURES[2])
+    assert "embedded" in evaluation and "scripts/evaluate_model.py" in evaluation
+    assert "scripts/preprocess.py" in figure_text(page, "mini_mnist/samples.png")
+    # A figure nobody captioned still shows, under "Other figures", saying what to do.
+    assert UNCAPTIONED in figure_text(page, "misc/an unknown plot.png")
+    assert html.index('id="other-figures"') < html.index("misc/an%20unknown%20plot.png")
+
+
+def test_the_page_holds_the_results_table_and_the_documents(results):
+    html = write_page(results).read_text()
+    page = Page(html)
+    assert re.search(r"K-Means ARI \(seed 0\)</td><td class=\"value\">0\.512</td>", html)
+    assert re.search(r"cluster accuracy \(Hungarian\)</td><td class=\"value\">67\.9%</td>", html)
+    assert "not run yet" in html  # every other file is missing here
+    assert "notebooks/train_mini_mnist.ipynb" in page.links
+    assert "mnist/report.md" in page.links
+    assert "mnist/slides.pdf" not in page.links and "<code>make slides</code>" in html
+    assert "mini_mnist/evaluate_metrics.json" in page.links
+    # It opens from disk with nothing fetched: no absolute URL, no absolute path.
+    assert "http://" not in html and "https://" not in html
+    assert not any(link.startswith("/") for link in page.links + page.sources)
+
+
+def test_links_stay_right_when_the_page_is_written_elsewhere(results, tmp_path):
+    output = write_page(results, tmp_path / "site" / "page.html")
+    page = Page(output.read_text())
+    assert page.sources and all(src.startswith("../results/") for src in page.sources)
+    assert all((output.parent / unquote(src)).is_file() for src in page.sources)
+
+
+def test_a_star_matches_one_name_and_fills_the_caption():
+    figure = describe("mnist/evaluation/mnist_cnn__t10k-images/confusion_matrix.png")
+    assert "mnist_cnn" in figure.caption and "t10k-images" in figure.caption
+    assert "--checkpoint models/mnist_cnn.pt" in figure.command
+    assert describe("mnist/variants/learning_curves_adam.png").caption.endswith("adam")
+    # '*' stays within one folder or name.
+    assert not describe("noisy_mnist/extra/samples_awgn.png").captioned
+    assert not describe("mini_mnist/samples.png.png").captioned
+
+
+@pytest.fixture(scope="module")
+def quick_pipeline(tmp_path_factory):
+    """The Mini MNIST scripts on 200 images in a temporary project root, then the page."""
+    root = tmp_path_factory.mktemp("project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITLAB_ROOT", str(root))
+        load_script("generate_data").main(["--n-per-class", "20"])
+        load_script("preprocess").main([])
+        load_script("clustering").main(["--n-init", "2"])
+        load_script("evaluate").main([])
+        load_script("split_data").main([])
+        load_script("summarize").main([])
+        yield paths.results_dir()
+
+
+def test_every_figure_the_quick_pipeline_writes_has_a_caption(quick_pipeline):
+    figures = sorted(quick_pipeline.rglob("*.png"))
+    assert len(figures) >= 7
+    for path in figures:
+        figure = describe(path.relative_to(quick_pipeline).as_posix())
+        assert figure.captioned, f"no caption for {figure.path}: add one to CAPTIONS"
+    page = Page((quick_pipeline / "index.html").read_text())
+    assert len(page.sources) == len(figures)
+
+
+def test_every_figure_name_in_the_code_has_a_caption():
+    """A guard for the steps too slow to run here: each literal '<name>.png' that a script,
+    notebook or benchmark writes ends some caption's pattern ('{...}' for '*')."""
+    root = paths.PROJECT_ROOT
+    sources = [*root.glob("scripts/*.py"), *root.glob("notebooks/*.py"),
+               *root.glob("benchmarks/*.py")]
+    literal = re.compile(r"[\"']((?:[\w.\-]|\{[^}]*\})+\.png)[\"']")
+    names = {re.sub(r"\{[^}]*\}", "x", name) for source in sources
+             for name in literal.findall(source.read_text())}
+    assert len(names) > 20
+    endings = [re.compile(re.escape(c.pattern.split("/")[-1]).replace(r"\*", "[^/]*"))
+               for c in CAPTIONS]
+    missing = sorted(name for name in names if not any(e.fullmatch(name) for e in endings))
+    assert missing == []
+
+
+@pytest.mark.browser
+def test_the_page_opened_from_disk_shows_every_image(quick_pipeline):
+    from test_browser import CHROMIUM_ARGS, chromium_path
+
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((quick_pipeline / "index.html").as_uri(), wait_until="load")
+            images = page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+        finally:
+            browser.close()
+    assert len(images) == len(list(quick_pipeline.rglob("*.png")))
+    assert [src for src, complete, width in images if not (complete and width > 0)] == []
