@@ -6,13 +6,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SEED ?= 0
+# Where to train and evaluate: auto = a CUDA GPU, else Apple MPS, else the CPU.
+DEVICE ?= auto
 # Extra options for pytest, e.g. `make test PYTEST_ARGS="-k idx -x"`.
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench benchmarks summary \
-	pipeline-time slides
+	pipeline-time slides full-scale-bench generator-bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -36,48 +38,54 @@ minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, 
 	$(PY) scripts/clustering.py --seed $(SEED)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/split_data.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py train_mini_mnist -p seed $(SEED)
+	$(PY) scripts/run_notebook.py train_mini_mnist -p seed $(SEED) -p device $(DEVICE)
 
 minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and random data (~1-2 min)
-	$(PY) benchmarks/minimnist_ladder.py
+	$(PY) benchmarks/minimnist_ladder.py --device $(DEVICE)
 
 mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks, draw the project's slides
-	$(PY) scripts/train_cnn.py --seed $(SEED)
-	$(PY) scripts/evaluate_model.py --seed $(SEED)
+	$(PY) scripts/train_cnn.py --seed $(SEED) --device $(DEVICE)
+	$(PY) scripts/evaluate_model.py --seed $(SEED) --device $(DEVICE)
 	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED) -p device $(DEVICE)
 	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED)
+	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED) -p device $(DEVICE)
+	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED) -p device $(DEVICE)
 	$(PY) scripts/make_slides.py
 
 slides: setup ## The CNN project's slide deck, results/mnist/slides.pdf, from its metrics and figures (needs make mnist)
 	$(PY) scripts/make_slides.py
 
-mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network, speed and accuracy (a few minutes)
-	$(PY) benchmarks/mnist_cnn.py --seed $(SEED)
+mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3 seeds, speed and accuracy (several minutes)
+	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE)
 
 mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (8 candidates x 4 folds: the longest run)
-	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED)
+	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	$(PY) scripts/make_noisy_mnist.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED)
+	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED) -p device $(DEVICE)
 
-noisy-bench: setup ## Noisy MNIST target: best CNN vs DNN on AWGN digits (a few minutes)
-	$(PY) benchmarks/noisy_mnist.py --seed $(SEED)
+noisy-bench: setup ## Noisy MNIST target: best CNN vs DNNs on AWGN digits over 3 seeds (several minutes)
+	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE)
 
 noisy-recipe: setup ## Noisy MNIST: the best CNN's recipe candidates compared on awgn digits by cross-validation (as long as mnist-recipe)
-	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED)
+	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE)
 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
 	$(PY) scripts/fit_generator.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED)
+	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED) -p device $(DEVICE)
+
+generator-bench: setup ## Generator: samples the best CNN reads as the requested digit, over 3 seeds (a few minutes)
+	$(PY) benchmarks/generator_quality.py --device $(DEVICE)
+
+full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (Fashion-MNIST by default; long on a CPU)
+	$(PY) benchmarks/full_scale.py --device $(DEVICE)
 
 app-bench: setup ## Web app load test: 16 clients, 2,000 requests of 16 images (needs make generator)
 	$(PY) benchmarks/app_load.py
 
-benchmarks: minimnist-bench mnist-bench noisy-bench app-bench summary ## Run every benchmark (a few minutes), then refresh the summary
+benchmarks: minimnist-bench mnist-bench noisy-bench generator-bench app-bench summary ## Run the benchmarks (not the recipe comparisons or full scale), then refresh the summary
 
 pipeline-time: setup ## Time `make all` and `make test` (runs both), then refresh the summary
 	$(PY) benchmarks/pipeline_time.py

@@ -43,6 +43,11 @@ def mnist_raw_dir() -> Path:
     return data_dir() / "raw" / "mnist"
 
 
+# Debian's dataset-fashion-mnist package installs the full-size Fashion-MNIST (60,000 +
+# 10,000 images in the MNIST format) here: a full-scale set on a machine without internet.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
 def mnist_results() -> Path:
     return results_dir() / "mnist"
 

@@ -1,0 +1,156 @@
+"""Every benchmark runs in its quick mode, writes beside (never over) its canonical results
+file, carries the keys the results table reads, and judges its target correctly."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from digitlab.data.sources import write_mnist_folder
+from digitlab.paths import PROJECT_ROOT
+from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.summary import ROWS, lookup
+
+
+def benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (benchmarks are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_keys_hold(document: dict, canonical: str) -> None:
+    """Every results-table row that reads ``canonical`` finds its key in ``document``."""
+    rows = [row for row in ROWS if row.file == canonical]
+    assert rows, canonical
+    for row in rows:
+        lookup(document, row.key)  # KeyError if the benchmark stopped writing it
+
+
+def run_quick(name: str, project_root, *args) -> tuple[dict, str]:
+    benchmark(name).main(["--quick", *args])
+    written = sorted(p.relative_to(project_root / "results").as_posix()
+                     for p in (project_root / "results").rglob("*_quick*.json"))
+    assert len(written) == 1, written
+    return json.loads((project_root / "results" / written[0]).read_text()), written[0]
+
+
+def test_a_run_with_other_options_is_written_beside_the_canonical_file(tmp_path):
+    defaults = {"quick": False, "seeds": [0, 1, 2], "noise": "awgn", "data_dir": None}
+    canonical = tmp_path / "benchmark.json"
+    assert output_path(canonical, dict(defaults), defaults) == canonical
+    assert output_path(canonical, {**defaults, "quick": True}, defaults).name == \
+        "benchmark_quick.json"
+    changed = {**defaults, "seeds": [0], "noise": "motion-blur"}
+    assert output_path(canonical, changed, defaults).name == \
+        "benchmark_seeds-0_noise-motion-blur.json"
+    assert output_path(canonical, changed, defaults, tmp_path / "x.json") == tmp_path / "x.json"
+
+
+def test_headline_numbers_over_seeds_are_mean_spread_and_minimum():
+    summary = over_seeds([0.99, 0.98, 0.995], [0, 1, 2])
+    assert summary["mean"] == pytest.approx(0.988333333)
+    assert summary["std"] == pytest.approx(np.sqrt(((0.99 - 0.988333333) ** 2 + (
+        0.98 - 0.988333333) ** 2 + (0.995 - 0.988333333) ** 2) / 3))
+    assert summary["min"] == 0.98 and summary["per_seed"] == {"0": 0.99, "1": 0.98, "2": 0.995}
+
+
+def test_the_mnist_target_is_judged_on_the_mean_and_fails_when_it_misses():
+    target = benchmark("mnist_cnn").target
+
+    def summary(accuracies, seconds):
+        return {"best": {"test_accuracy": over_seeds(accuracies, [0, 1, 2]),
+                         "train_seconds": over_seeds(seconds, [0, 1, 2])}}
+
+    assert target(summary([0.991, 0.989, 0.992], [50, 55, 58]), 2)["met"]
+    assert not target(summary([0.991, 0.985, 0.992], [50, 55, 58]), 2)["met"]  # mean 0.9893
+    assert not target(summary([0.995, 0.995, 0.995], [50, 65, 70]), 2)["met"]  # too slow
+    assert target(summary([0.991, 0.989, 0.992], [50, 55, 58]), 2)["min_accuracy"] == 0.989
+
+
+def test_the_noisy_target_is_judged_on_the_mean_and_fails_when_it_misses():
+    summarise = benchmark("noisy_mnist").summarise
+
+    def per_seed(cnn_accuracies):
+        return {s: {key: {"test_accuracy": a if key == "cnn" else 0.9, "train_seconds": 1.0}
+                    for key in ("cnn", "cnn_fixed_noise", "dnn", "dnn_improved")}
+                for s, a in enumerate(cnn_accuracies)}
+
+    assert summarise(per_seed([0.98, 0.97, 0.98]), [0, 1, 2])["target"]["met"]  # mean 0.9767
+    missed = summarise(per_seed([0.98, 0.96, 0.98]), [0, 1, 2])["target"]  # mean 0.9733
+    assert not missed["met"] and missed["min_accuracy"] == 0.96
+
+
+def test_the_recipe_choice_is_the_lowest_log_loss_within_the_budget():
+    module = benchmark("mnist_cnn_recipe")
+    results = {"cheap": {"compute": 40, "log_loss": 0.05},
+               "better but too costly": {"compute": module.BUDGET + 1, "log_loss": 0.01},
+               "cheaper, worse": {"compute": 15, "log_loss": 0.08}}
+    assert module.choose(results) == "cheap"
+    network, recipe = module.candidate(module.CANDIDATES["25 epochs, width 24"], quick=False)
+    assert module.compute(network, recipe) == pytest.approx(25 * (24 / 16) ** 2)
+
+
+@pytest.mark.slow
+def test_mnist_benchmark_quick(project_root):
+    document, written = run_quick("mnist_cnn", project_root, "--source", "embedded",
+                                  "--no-progress")
+    assert written == "mnist/benchmark_quick_source-embedded.json"
+    table_keys_hold(document, "mnist/benchmark.json")
+    assert document["metrics"]["best"]["test_accuracy"]["n_seeds"] == 1
+
+
+@pytest.mark.slow
+def test_noisy_benchmark_quick(project_root):
+    document, written = run_quick("noisy_mnist", project_root)
+    assert written == "noisy_mnist/benchmark_quick.json"
+    table_keys_hold(document, "noisy_mnist/benchmark.json")
+    assert (project_root / "models" / "mnist_cnn_awgn.pt").is_file()
+
+
+@pytest.mark.slow
+def test_recipe_benchmark_quick(project_root):
+    document, written = run_quick("mnist_cnn_recipe", project_root)
+    assert written == "mnist/recipe_selection_quick.json"
+    table_keys_hold(document, "mnist/recipe_selection.json")
+    assert set(document["metrics"]["candidates"]) == set(benchmark("mnist_cnn_recipe").CANDIDATES)
+
+
+@pytest.mark.slow
+def test_generator_benchmark_quick(project_root):
+    document, written = run_quick("generator_quality", project_root)
+    assert written == "generator/benchmark_quick.json"
+    table_keys_hold(document, "generator/benchmark.json")
+
+
+def test_ladder_benchmark_quick_and_its_checks(project_root):
+    document, written = run_quick("minimnist_ladder", project_root)
+    assert written == "mini_mnist/benchmark_quick.json"
+    table_keys_hold(document, "mini_mnist/benchmark.json")
+    checks = benchmark("minimnist_ladder").checks
+    good = {"digits": {"ari": 0.5, "mlp_accuracy": 0.95, "cnn_accuracy": 0.97,
+                       "ordered_all_seeds": True},
+            "random": {"ari": 0.001, "mlp_accuracy": 0.1}}
+    assert all(checks(good).values())
+    bad = {**good, "random": {"ari": 0.05, "mlp_accuracy": 0.1}}
+    assert not checks(bad)["random: |ARI| <= 0.02"]
+
+
+def test_full_scale_benchmark_quick_on_an_mnist_format_folder(project_root):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (240, 28, 28), dtype=np.uint8)
+    labels = np.arange(240) % 10
+    folder = write_mnist_folder(project_root / "fmt", (images[:200], labels[:200]),
+                                (images[200:], labels[200:]))
+    document, written = run_quick("full_scale", project_root, "--data-dir", str(folder),
+                                  "--no-progress")
+    assert written.startswith("full_scale/benchmark_") and written.endswith("_quick.json")
+    table_keys_hold(document, "full_scale/benchmark.json")
+    metrics = document["metrics"]
+    assert metrics["n_test"] == 40 and metrics["epochs"] == 1
+    assert metrics["seconds_per_epoch"] == pytest.approx(metrics["train_seconds"])
+    assert metrics["peak_rss_mib"] > 0
