@@ -18,3 +18,30 @@ def project_root(tmp_path, monkeypatch):
     for name in ("data", "results", "models"):
         (tmp_path / name).mkdir()
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def classifier_checkpoint(tmp_path_factory):
+    """A small CNN (``cnn2``, 3 epochs, no augmentation) trained on the 4,000 embedded
+    train + validation digits, saved as a checkpoint: good enough to read digits drawn
+    in a browser, quick enough for the suite. Shared by the web app's tests."""
+    import numpy as np
+
+    from digitlab.data.sources import load_mnist
+    from digitlab.data.transforms import to_tensor
+    from digitlab.engine.checkpoint import save_checkpoint
+    from digitlab.engine.fit import evaluate, fit
+    from digitlab.mnist.networks import build_cnn
+
+    splits = load_mnist("embedded")
+    x = to_tensor(np.concatenate([splits.train_images, splits.val_images]))
+    y = torch.as_tensor(np.concatenate([splits.train_labels, splits.val_labels]))
+    torch.manual_seed(0)
+    model = build_cnn("cnn2")
+    fit(model, (x, y), None, torch.optim.Adam(model.parameters(), lr=1e-3), epochs=3,
+        progress=False)
+    _, accuracy = evaluate(model, to_tensor(splits.test_images),
+                           torch.as_tensor(splits.test_labels))
+    path = tmp_path_factory.mktemp("classifier") / "small_cnn.pt"
+    return save_checkpoint(path, model, arch="cnn2", model_kwargs={}, data=splits.summary(),
+                           metrics={"test_accuracy": accuracy})

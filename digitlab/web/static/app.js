@@ -15,13 +15,22 @@ function requestBody() {
   return body;
 }
 
-function showImages(images, label) {
+// predictions (when the app has a classifier): what it reads each image as.
+function showImages(images, label, predictions) {
   gallery.replaceChildren(...images.map((src, i) => {
+    const figure = document.createElement("figure");
     const img = document.createElement("img");
     img.src = src;
     img.className = "sample";
     img.alt = `generated ${label} ${i + 1}`;
-    return img;
+    figure.append(img);
+    if (predictions) {
+      const caption = document.createElement("figcaption");
+      const { digit, probability } = predictions[i];
+      caption.textContent = `reads ${digit} (${(100 * probability).toFixed(0)}%)`;
+      figure.append(caption);
+    }
+    return figure;
   }));
 }
 
@@ -40,7 +49,7 @@ async function generate(event) {
     const result = await response.json();
     if (!result.success) throw new Error(result.error);
     const label = body.digit === undefined ? "digit" : `digit ${body.digit}`;
-    showImages(result.images, label);
+    showImages(result.images, label, result.predictions);
     statusLine.textContent = `${result.count} new ${label === "digit" ? "digits" : label + "s"}.`;
   } catch (err) {
     statusLine.className = "error";

@@ -1,0 +1,82 @@
+"""The app's digit classifier: a CNN checkpoint, loaded once, on one device.
+
+:func:`load_classifier` reads a checkpoint written by ``scripts/train_cnn.py``
+(default ``models/mnist_cnn.pt``, the one ``make mnist`` trains) and moves the
+network to the device given; :meth:`Classifier.probabilities` reads a batch of
+28x28 MNIST-style digits. A missing or unreadable checkpoint is a
+:class:`~digitlab.cli.UserError` naming the command that creates it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from digitlab import paths
+from digitlab.cli import UserError
+from digitlab.data.transforms import to_tensor
+from digitlab.engine.checkpoint import load_checkpoint
+from digitlab.engine.fit import predict_proba
+
+TRAIN_COMMAND = "make mnist (or python scripts/train_cnn.py)"
+
+
+@dataclass
+class Classifier:
+    model: nn.Module
+    device: torch.device
+    info: dict
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 digits (N, 28, 28), white ink on black -> class probabilities (N, 10)."""
+        x = to_tensor(images).to(self.device)
+        with torch.inference_mode():
+            return predict_proba(self.model, x).cpu().numpy().astype(np.float64)
+
+    def describe(self) -> dict:
+        """What the app tells clients about the model: checkpoint, data, test accuracy."""
+        data, metrics = self.info.get("data", {}), self.info.get("metrics", {})
+        return {
+            "checkpoint": Path(self.info["path"]).name,
+            "arch": self.info.get("arch"),
+            "data_source": data.get("source"),
+            "data_description": data.get("description"),
+            "noise": data.get("noise"),
+            "test_accuracy": metrics.get("test_accuracy"),
+        }
+
+
+def checkpoint_path(checkpoint: str | os.PathLike | None = None) -> Path:
+    return Path(checkpoint) if checkpoint is not None else paths.cnn_checkpoint()
+
+
+def torch_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` -> a device that exists here."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"--device {device!r} is not a device name; use cpu, cuda or mps.") \
+            from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    missing_gpu = resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count()
+    if not available.get(resolved.type, False) or missing_gpu:
+        raise UserError(f"--device {device}: no such device on this machine; use cpu.")
+    return resolved
+
+
+def load_classifier(checkpoint: str | os.PathLike | None = None,
+                    device: str | torch.device = "cpu") -> Classifier:
+    """The checkpoint's network in eval mode on ``device``; UserError if it cannot be read."""
+    path = checkpoint_path(checkpoint)
+    target = device if isinstance(device, torch.device) else torch_device(device)
+    if not path.is_file():
+        raise UserError(f"no classifier checkpoint at {path}; train it with {TRAIN_COMMAND}, "
+                        "or start the app with --checkpoint PATH.")
+    model, info = load_checkpoint(path)  # a damaged file: UserError naming train_cnn.py
+    return Classifier(model.to(target), target, info)
