@@ -11,8 +11,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
-	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench benchmarks summary \
-	pipeline-time
+	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench classify-bench \
+	benchmarks summary pipeline-time screenshot
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -70,10 +70,13 @@ generator: setup ## PCA + KDE generator: fit and save the models, run its notebo
 	$(PY) scripts/fit_generator.py --seed $(SEED)
 	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED)
 
-app-bench: setup ## Web app load test: 16 clients, 2,000 requests of 16 images (needs make generator)
+app-bench: setup ## Web app load test: 16 clients, 2,000 requests to /generate and to /classify (needs make generator and make mnist)
 	$(PY) benchmarks/app_load.py
 
-benchmarks: minimnist-bench mnist-bench noisy-bench app-bench summary ## Run every benchmark (a few minutes), then refresh the summary
+classify-bench: setup ## Web app: accuracy of POST /classify on 280x280 PNGs vs the CNN on the 28x28 originals (needs make mnist)
+	$(PY) benchmarks/classify_api.py
+
+benchmarks: minimnist-bench mnist-bench noisy-bench app-bench classify-bench summary ## Run every benchmark (a few minutes), then refresh the summary
 
 pipeline-time: setup ## Time `make all` and `make test` (runs both), then refresh the summary
 	$(PY) benchmarks/pipeline_time.py
@@ -82,8 +85,11 @@ pipeline-time: setup ## Time `make all` and `make test` (runs both), then refres
 summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table
 	$(PY) scripts/summarize.py --update-readme
 
-app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000
+app: setup ## Serve the web app (generate digits; draw one at /draw) with waitress on http://127.0.0.1:8000
 	$(PY) scripts/serve.py
+
+screenshot: setup ## Retake docs/draw_page.png (the drawing page, shown in README.md) in headless Chromium
+	DIGITLAB_SCREENSHOT=1 $(PY) -m pytest -q tests/test_browser.py -k closed_loop
 
 test: setup ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
