@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.web import create_app
@@ -34,9 +35,9 @@ def parse_args(argv):
                         help="classifier checkpoint (default: models/mnist_cnn.pt)")
     parser.add_argument("--device", default="cpu",
                         help="device the classifier runs on: cpu, cuda, cuda:1, mps")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="PyTorch threads per forward pass; requests already run in "
-                             "parallel on waitress's threads")
+    parser.add_argument("--threads-per-request", type=int, default=1,
+                        help="threads one request may use (PyTorch, and BLAS under NumPy); "
+                             "requests already run in parallel on waitress's threads")
     parser.add_argument("--debug", action="store_true",
                         help="Flask's development server with the debugger (never in production)")
     return parser.parse_args(argv)
@@ -47,9 +48,12 @@ def main(argv=None):
     args = parse_args(argv)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be from 1 to 65535, got {args.port}.")
-    if args.threads < 1 or args.torch_threads < 1:
-        raise UserError("--threads and --torch-threads must be at least 1.")
-    torch.set_num_threads(args.torch_threads)
+    if args.threads < 1 or args.threads_per_request < 1:
+        raise UserError("--threads and --threads-per-request must be at least 1.")
+    # Each request is small work (a 16x50 by 50x784 product, one small forward pass):
+    # extra threads per request only fight the other requests for the cores.
+    torch.set_num_threads(args.threads_per_request)
+    threadpool_limits(limits=args.threads_per_request, user_api="blas")
     app = create_app(args.model_dir, checkpoint=args.checkpoint, device=args.device)
     print(f"serving digitlab on http://{args.host}:{args.port}/ "
           f"(draw a digit: http://{args.host}:{args.port}/draw)")

@@ -8,15 +8,18 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from digitlab.cli import UserError
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import to_tensor
-from digitlab.engine.checkpoint import load_checkpoint
+from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.engine.fit import predict_proba
 from digitlab.generator import pca_kde as gen
+from digitlab.mnist.networks import build_cnn
 from digitlab.web import MAX_CLASSIFY_BODY_BYTES, create_app
+from digitlab.web.classifier import load_classifier
 
 PREFIX = "data:image/png;base64,"
 
@@ -238,3 +241,22 @@ def test_a_damaged_checkpoint_is_reported_not_raised(tmp_path):
 def test_a_device_that_does_not_exist_stops_the_app_with_one_sentence(tmp_path, device, message):
     with pytest.raises(UserError, match=message):
         create_app(tmp_path, checkpoint=tmp_path / "none.pt", device=device)
+
+
+def test_the_served_network_computes_what_the_checkpoint_does(tmp_path, digits):
+    # The best CNN has batch norms, which the app folds into the convolutions.
+    torch.manual_seed(0)
+    model = build_cnn("best", width=8)
+    for module in model.modules():  # statistics as after training, not the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    path = save_checkpoint(tmp_path / "best.pt", model, arch="best", model_kwargs={"width": 8},
+                           data={"source": "embedded"}, metrics={"test_accuracy": None})
+    served = load_classifier(path)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.model.modules())
+    saved, _ = load_checkpoint(path)
+    expected = predict_proba(saved, to_tensor(digits[0])).numpy()
+    np.testing.assert_allclose(served.probabilities(digits[0]), expected, atol=1e-5)
