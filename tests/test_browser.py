@@ -84,6 +84,9 @@ def test_choosing_a_count_and_a_digit_then_generate_shows_that_many_images(serve
     page.goto(server_url)
     assert "Digit generator" in page.inner_text("h1")
     assert "variance explained" in page.inner_text("#stats")
+    # The shared style sheet must not restyle this page's controls (both pages have ids).
+    assert page.evaluate("getComputedStyle(document.getElementById('digit')).fontSize"
+                         " === getComputedStyle(document.getElementById('count')).fontSize")
     for count, digit in (("5", "3"), ("12", "")):
         page.select_option("#count", count)
         page.select_option("#digit", digit)
@@ -122,11 +125,11 @@ def stroke(page, points) -> None:
 
 def reading(page) -> tuple[str, list[float]]:
     """Wait for the page to show a reading; return the digit and the ten bar values."""
-    page.wait_for_function("document.getElementById('digit').textContent !== '\u2013'"
+    page.wait_for_function("document.getElementById('read-digit').textContent !== '\u2013'"
                            " && document.getElementById('preview').naturalWidth === 28")
     widths = page.eval_on_selector_all(
         "#bars .fill", "els => els.map(e => parseFloat(e.style.width))")
-    return page.inner_text("#digit"), widths
+    return page.inner_text("#read-digit"), widths
 
 
 def test_a_stroke_reads_1_and_a_closed_loop_reads_0(server_url, browser_page):
@@ -142,14 +145,14 @@ def test_a_stroke_reads_1_and_a_closed_loop_reads_0(server_url, browser_page):
     assert max(bars) == bars[1]
 
     page.click("#clear")
-    page.wait_for_function("document.getElementById('digit').textContent === '\u2013'")
+    page.wait_for_function("document.getElementById('read-digit').textContent === '\u2013'")
     # An ellipse 130 px wide and 200 tall, closed.
     loop = [(140 + 65 * math.sin(2 * math.pi * i / 48), 140 - 100 * math.cos(2 * math.pi * i / 48))
             for i in range(49)]
     stroke(page, loop)
     digit, bars = reading(page)
     assert digit == "0"
-    assert "% sure" in page.inner_text("#confidence")
+    assert "% sure" in page.inner_text("#read-confidence")
     assert errors == []
     if os.environ.get("DIGITLAB_SCREENSHOT") == "1":
         with atomic_target(paths.docs_dir() / "draw_page.png") as tmp:
@@ -164,4 +167,4 @@ def test_clear_empties_the_canvas_and_an_empty_canvas_is_never_sent(server_url, 
     page.click("#clear")
     assert page.evaluate("document.getElementById('canvas').getContext('2d')"
                          ".getImageData(0, 0, 280, 280).data.some(v => v !== 0)") is False
-    assert page.inner_text("#digit") == "\u2013" and errors == []
+    assert page.inner_text("#read-digit") == "\u2013" and errors == []

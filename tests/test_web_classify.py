@@ -192,7 +192,7 @@ def test_the_drawing_page_has_a_canvas_bars_and_a_preview(client, classifier_che
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for marker in ('<canvas id="canvas" width="280" height="280"', 'id="clear"', 'id="preview"',
-                   'id="digit"', "draw.js", "small_cnn.pt", "test accuracy"):
+                   'id="read-digit"', "draw.js", "small_cnn.pt", "test accuracy"):
         assert marker in html
     assert html.count('<li data-digit="') == 10
     assert "http://" not in html and "https://" not in html  # nothing from a CDN

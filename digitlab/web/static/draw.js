@@ -6,8 +6,8 @@
 const canvas = document.getElementById("canvas");
 const pen = canvas.getContext("2d");
 const statusLine = document.getElementById("status");
-const digitText = document.getElementById("digit");
-const confidenceText = document.getElementById("confidence");
+const digitText = document.getElementById("read-digit");
+const confidenceText = document.getElementById("read-confidence");
 const preview = document.getElementById("preview");
 const bars = [...document.querySelectorAll("#bars li")];
 
