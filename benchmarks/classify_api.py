@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from digitlab import paths
@@ -94,6 +95,7 @@ def main(argv=None):
     if not checkpoint.is_file():
         raise UserError(f"no classifier checkpoint at {checkpoint}; train it with "
                         f"{TRAIN_COMMAND} or pass --checkpoint PATH.")
+    torch.set_num_threads(1)  # one small forward pass per request, as scripts/serve.py runs them
     classifier = load_classifier(checkpoint)
     splits = load_mnist("embedded", seed=args.seed)
     n = QUICK_DIGITS if args.quick else len(splits.test_labels)
