@@ -13,8 +13,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
-	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench benchmarks summary \
-	pipeline-time slides full-scale-bench generator-bench
+	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench classify-bench \
+	benchmarks summary pipeline-time slides full-scale-bench generator-bench screenshot
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -82,10 +82,13 @@ generator-bench: setup ## Generator: samples the best CNN reads as the requested
 full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (Fashion-MNIST by default; long on a CPU)
 	$(PY) benchmarks/full_scale.py --device $(DEVICE)
 
-app-bench: setup ## Web app load test: 16 clients, 2,000 requests of 16 images (needs make generator)
+app-bench: setup ## Web app load test: 16 clients, 2,000 requests to /generate and to /classify (needs make generator and make mnist)
 	$(PY) benchmarks/app_load.py
 
-benchmarks: minimnist-bench mnist-bench noisy-bench generator-bench app-bench summary ## Run the benchmarks (not the recipe comparisons or full scale), then refresh the summary
+classify-bench: setup ## Web app: accuracy of POST /classify on 280x280 PNGs vs the CNN on the 28x28 originals (needs make mnist)
+	$(PY) benchmarks/classify_api.py
+
+benchmarks: minimnist-bench mnist-bench noisy-bench generator-bench app-bench classify-bench summary ## Run the benchmarks (not the recipe comparisons or full scale), then refresh the summary
 
 pipeline-time: setup ## Time `make all` and `make test` (runs both), then refresh the summary
 	$(PY) benchmarks/pipeline_time.py
@@ -94,8 +97,11 @@ pipeline-time: setup ## Time `make all` and `make test` (runs both), then refres
 summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table; write the results page results/index.html
 	$(PY) scripts/summarize.py --update-readme
 
-app: setup ## Serve the generator web app with waitress on http://127.0.0.1:8000
+app: setup ## Serve the web app (generate digits; draw one at /draw) with waitress on http://127.0.0.1:8000
 	$(PY) scripts/serve.py
+
+screenshot: setup ## Retake docs/draw_page.png (the drawing page, shown in README.md) in headless Chromium
+	DIGITLAB_SCREENSHOT=1 $(PY) -m pytest -q tests/test_browser.py -k closed_loop
 
 test: setup ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

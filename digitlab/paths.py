@@ -74,6 +74,16 @@ def generator_results() -> Path:
     return results_dir() / "generator"
 
 
+def web_results() -> Path:
+    """The web app's measurements (``benchmarks/classify_api.py``)."""
+    return results_dir() / "web"
+
+
+def docs_dir() -> Path:
+    """Committed documentation images, such as the drawing page's screenshot."""
+    return PROJECT_ROOT / "docs"
+
+
 def notebooks_dir() -> Path:
     return PROJECT_ROOT / "notebooks"
 

@@ -1,18 +1,24 @@
-"""Serve the digit generator's web app.
+"""Serve the web app: generate digits, and draw a digit to see what the network reads.
 
 Usage:
     python scripts/serve.py                       # waitress on http://127.0.0.1:8000
     python scripts/serve.py --host 0.0.0.0 --port 8080 --threads 8
+    python scripts/serve.py --checkpoint models/mnist_cnn_awgn.pt   # another classifier
     python scripts/serve.py --debug               # Flask's development server (debugging only)
 
-Result: the page at ``/`` generates digits on demand; ``POST /generate``,
-``GET /stats`` and ``GET /healthz`` answer JSON. Fit the model first with
-``make generator``; without it every route answers 503 naming that command.
+Result: the page at ``/`` generates digits on demand and ``/draw`` reads a digit
+drawn with mouse, pen or finger; ``POST /generate``, ``POST /classify``,
+``GET /stats`` and ``GET /healthz`` answer JSON. The generator comes from
+``make generator``, the classifier from ``make mnist``; a missing one makes its
+own routes answer 503 naming that command, and the other routes keep working.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
+from threadpoolctl import threadpool_limits
 
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.web import create_app
@@ -25,6 +31,13 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="folder holding generator.npz (default: models/generator)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="classifier checkpoint (default: models/mnist_cnn.pt)")
+    parser.add_argument("--device", default="cpu",
+                        help="device the classifier runs on: cpu, cuda, cuda:1, mps")
+    parser.add_argument("--threads-per-request", type=int, default=1,
+                        help="threads one request may use (PyTorch, and BLAS under NumPy); "
+                             "requests already run in parallel on waitress's threads")
     parser.add_argument("--debug", action="store_true",
                         help="Flask's development server with the debugger (never in production)")
     return parser.parse_args(argv)
@@ -35,10 +48,15 @@ def main(argv=None):
     args = parse_args(argv)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be from 1 to 65535, got {args.port}.")
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}.")
-    app = create_app(args.model_dir)
-    print(f"serving the digit generator on http://{args.host}:{args.port}/")
+    if args.threads < 1 or args.threads_per_request < 1:
+        raise UserError("--threads and --threads-per-request must be at least 1.")
+    # Each request is small work (a 16x50 by 50x784 product, one small forward pass):
+    # extra threads per request only fight the other requests for the cores.
+    torch.set_num_threads(args.threads_per_request)
+    threadpool_limits(limits=args.threads_per_request, user_api="blas")
+    app = create_app(args.model_dir, checkpoint=args.checkpoint, device=args.device)
+    print(f"serving digitlab on http://{args.host}:{args.port}/ "
+          f"(draw a digit: http://{args.host}:{args.port}/draw)")
     if args.debug:
         app.run(host=args.host, port=args.port, debug=True)
         return

@@ -28,3 +28,23 @@ def project_root(tmp_path, monkeypatch):
     for name in ("data", "results", "models"):
         (tmp_path / name).mkdir()
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def classifier_checkpoint(tmp_path_factory):
+    """A small CNN (``cnn2``, 3 epochs, no augmentation) trained on the 4,000 embedded
+    train + validation digits, saved as a checkpoint: good enough to read digits drawn
+    in a browser, quick enough for the suite. Shared by the web app's tests."""
+    from digitlab import engine
+    from digitlab.data.sources import load_mnist
+    from digitlab.data.transforms import as_tensors
+    from digitlab.engine import Network, Recipe
+
+    splits = load_mnist("embedded")
+    network = Network("cnn2")
+    model, _ = engine.train(network, Recipe(optimizer="adam", lr=1e-3, epochs=3),
+                            as_tensors(*splits.pooled()), progress=False)
+    accuracy = engine.evaluate(model, *as_tensors(*splits.split("test")))["accuracy"]
+    path = tmp_path_factory.mktemp("classifier") / "small_cnn.pt"
+    return engine.save_checkpoint(path, model, network, data=splits.summary(),
+                                  metrics={"test_accuracy": accuracy})

@@ -1,4 +1,5 @@
-"""The generator web app through Flask's test client: every route and every error."""
+"""The generator side of the web app through Flask's test client: every route and every
+error (the recognise side is in tests/test_web_classify.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 from PIL import Image
 
 from digitlab.data.sources import load_mnist
+from digitlab.data.transforms import to_tensor
+from digitlab.engine import predict_proba
+from digitlab.engine.checkpoint import load_checkpoint
 from digitlab.generator import pca_kde as gen
-from digitlab.web import MAX_BODY_BYTES, create_app
-from digitlab.web.png import encode_png
+from digitlab.web import MAX_BODY_BYTES, MAX_SEED, create_app
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +30,8 @@ def model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(model_dir):
-    return create_app(model_dir).test_client()
+def client(model_dir, classifier_checkpoint):
+    return create_app(model_dir, checkpoint=classifier_checkpoint).test_client()
 
 
 def decode(uri: str) -> np.ndarray:
@@ -37,19 +40,12 @@ def decode(uri: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))))
 
 
-def test_png_writer_round_trips_through_pillow():
-    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
-    decoded = Image.open(io.BytesIO(encode_png(image)))
-    assert decoded.mode == "L"
-    np.testing.assert_array_equal(np.asarray(decoded), image)
-
-
 def test_page_shows_stats_and_the_form(client):
     page = client.get("/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for marker in ('id="count"', 'id="digit"', 'id="generate"', 'id="gallery"', "app.js",
-                   "10 of 784 pixels"):
+                   "10 of 784 pixels", 'href="/draw"'):
         assert marker in html
     assert client.get("/static/app.js").status_code == 200
 
@@ -63,7 +59,8 @@ def test_stats_and_health(client, model_dir):
                   "kde_bandwidth": 0.4, "original_dim": 784, "reduced_dim": 10}
     assert {key: stats[key] for key in documented} == pytest.approx(documented)
     assert stats["kernel"] == "gaussian" and stats["n_train"] == 300
-    assert client.get("/healthz").get_json() == {"status": "ok", "model_loaded": True}
+    assert client.get("/healthz").get_json() == {"status": "ok", "model_loaded": True,
+                                                 "classifier_loaded": True}
 
 
 def test_generate_returns_that_many_png_digits(client, model_dir):
@@ -76,6 +73,30 @@ def test_generate_returns_that_many_png_digits(client, model_dir):
     np.testing.assert_array_equal(images, model.sample(4, digit=7, seed=1))
     for n in (1, 16):
         assert client.post("/generate", json={"n_samples": n}).get_json()["count"] == n
+
+
+def test_generate_says_what_the_classifier_reads_each_image_as(client, classifier_checkpoint):
+    assert "predictions" not in client.post("/generate", json={"n_samples": 2}).get_json()
+    body = client.post("/generate", json={"n_samples": 6, "seed": 3, "classify": True}).get_json()
+    images = np.stack([decode(uri) for uri in body["images"]])
+    model, _ = load_checkpoint(classifier_checkpoint)
+    expected = predict_proba(model, to_tensor(images)).numpy()
+    assert [p["digit"] for p in body["predictions"]] == expected.argmax(1).tolist()
+    np.testing.assert_allclose([p["probability"] for p in body["predictions"]],
+                               expected.max(1), rtol=1e-5)
+
+
+def test_generate_leaves_predictions_out_without_a_classifier(model_dir, tmp_path):
+    client = create_app(model_dir, checkpoint=tmp_path / "none.pt").test_client()
+    body = client.post("/generate", json={"n_samples": 2, "seed": 0, "classify": True}).get_json()
+    assert body["success"] is True and "predictions" not in body
+    assert client.get("/healthz").get_json()["classifier_loaded"] is False
+
+
+def test_the_largest_seed_is_accepted(client):
+    assert MAX_SEED == 2**63 - 1
+    reply = client.post("/generate", json={"n_samples": 1, "seed": MAX_SEED})
+    assert reply.status_code == 200 and reply.get_json()["count"] == 1
 
 
 def test_seeded_requests_are_reproducible_and_unseeded_ones_differ(client):
@@ -103,7 +124,13 @@ def test_seeded_requests_are_reproducible_and_unseeded_ones_differ(client):
     ({"n_samples": 4, "digit": False}, "'digit' must be an integer"),
     ({"n_samples": 4, "seed": -1}, "'seed' must be from 0"),
     ({"n_samples": 4, "seed": "abc"}, "'seed' must be an integer"),
+    ({"n_samples": 4, "seed": MAX_SEED + 1}, f"'seed' must be from 0 to {MAX_SEED}, got 9223"),
+    ({"n_samples": 4, "seed": 10**300}, "'seed' must be from 0 to 9223372036854775807, "
+                                        "got a 301-digit number."),
+    ({"n_samples": 4, "seed": 1e30}, "'seed' must be an integer from 0 to"),
+    ({"n_samples": 4, "seed": 7.0}, "'seed' must be an integer from 0 to"),
     ({"n_samples": 4, "digits": 7}, "unknown field(s) digits"),
+    ({"n_samples": 4, "classify": "yes"}, "'classify' must be true or false"),
     ([4], "must be a JSON object"),
     ("4", "must be a JSON object"),
 ])
@@ -126,12 +153,15 @@ def test_bodies_that_are_not_json_get_400(client, data, content_type):
     assert reply.get_json()["success"] is False and "must be JSON" in reply.get_json()["error"]
 
 
-def test_oversized_bodies_get_400(client):
+def test_oversized_bodies_get_400_even_after_a_large_classify_request(client):
     padding = " " * MAX_BODY_BYTES
+    # /classify takes megabytes; its limit must not carry over to the next request.
+    assert client.post("/classify", data='{"image": 1}' + padding,
+                       content_type="application/json").status_code == 400
     reply = client.post("/generate", data='{"n_samples": 4}' + padding,
                         content_type="application/json")
     assert reply.status_code == 400
-    assert "larger than" in reply.get_json()["error"]
+    assert f"larger than {MAX_BODY_BYTES} bytes" in reply.get_json()["error"]
 
 
 def test_wrong_methods_and_routes(client):
@@ -139,8 +169,8 @@ def test_wrong_methods_and_routes(client):
     assert client.get("/no-such-page").status_code == 404
 
 
-def test_without_a_fitted_model_every_route_answers_503_naming_the_command(tmp_path):
-    client = create_app(tmp_path / "empty").test_client()
+def test_without_any_model_every_route_answers_503_naming_the_command(tmp_path):
+    client = create_app(tmp_path / "empty", checkpoint=tmp_path / "none.pt").test_client()
     page = client.get("/")
     assert page.status_code == 503 and "make generator" in page.get_data(as_text=True)
     for reply in (client.get("/stats"), client.post("/generate", json={"n_samples": 1}),
@@ -153,7 +183,8 @@ def test_without_a_fitted_model_every_route_answers_503_naming_the_command(tmp_p
 
 def test_a_corrupted_model_file_is_reported_not_raised(tmp_path):
     gen.model_path(tmp_path).write_bytes(b"garbage")
-    reply = create_app(tmp_path).test_client().post("/generate", json={"n_samples": 1})
+    app = create_app(tmp_path, checkpoint=tmp_path / "none.pt")
+    reply = app.test_client().post("/generate", json={"n_samples": 1})
     assert reply.status_code == 503 and "is not a readable generator model" in \
         reply.get_json()["error"]
 
@@ -164,7 +195,7 @@ def test_a_digit_the_model_was_not_fitted_on_is_a_clear_400(tmp_path):
     model, _ = gen.fit_generator(splits.train_images[low][:200], splits.train_labels[low][:200],
                                  n_components=8, bandwidth=0.4, progress=False)
     model.save(gen.model_path(tmp_path))
-    client = create_app(tmp_path).test_client()
+    client = create_app(tmp_path, checkpoint=tmp_path / "none.pt").test_client()
     answer = client.post("/generate", json={"n_samples": 2, "digit": 7})
     assert answer.status_code == 400
     body = answer.get_json()

@@ -7,7 +7,8 @@ const gallery = document.getElementById("gallery");
 const statusLine = document.getElementById("status");
 
 function requestBody() {
-  const body = { n_samples: Number(document.getElementById("count").value) };
+  // classify: the server also says what the classifier reads each image as.
+  const body = { n_samples: Number(document.getElementById("count").value), classify: true };
   const digit = document.getElementById("digit").value;
   const seed = document.getElementById("seed").value.trim();
   if (digit !== "") body.digit = Number(digit);
@@ -15,13 +16,22 @@ function requestBody() {
   return body;
 }
 
-function showImages(images, label) {
+// predictions (when the app has a classifier): what it reads each image as.
+function showImages(images, label, predictions) {
   gallery.replaceChildren(...images.map((src, i) => {
+    const figure = document.createElement("figure");
     const img = document.createElement("img");
     img.src = src;
     img.className = "sample";
     img.alt = `generated ${label} ${i + 1}`;
-    return img;
+    figure.append(img);
+    if (predictions) {
+      const caption = document.createElement("figcaption");
+      const { digit, probability } = predictions[i];
+      caption.textContent = `reads ${digit} (${(100 * probability).toFixed(0)}%)`;
+      figure.append(caption);
+    }
+    return figure;
   }));
 }
 
@@ -40,7 +50,7 @@ async function generate(event) {
     const result = await response.json();
     if (!result.success) throw new Error(result.error);
     const label = body.digit === undefined ? "digit" : `digit ${body.digit}`;
-    showImages(result.images, label);
+    showImages(result.images, label, result.predictions);
     statusLine.textContent = `${result.count} new ${label === "digit" ? "digits" : label + "s"}.`;
   } catch (err) {
     statusLine.className = "error";
