@@ -37,6 +37,7 @@ from digitlab import paths
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
+from digitlab.pipeline.benchmarks import output_path
 from digitlab.repro import save_metrics
 from digitlab.web.classifier import TRAIN_COMMAND, checkpoint_path
 from digitlab.web.images import drawing_data_uri
@@ -221,8 +222,12 @@ def main(argv=None):
             server.wait(timeout=10)
     # /generate keeps the top-level keys it always had; /classify has its own block.
     metrics = {**results["generate"], "classify": results["classify"]}
-    name = "app_load_quick.json" if args.quick else "app_load.json"
-    output = args.output or paths.generator_results() / name
+    # Only the default run writes the file the README quotes; any other writes beside it.
+    defaults = {"clients": 16, "requests": 2000, "n_samples": 16, "threads": 4, "warmup": 50,
+                "quick": False, "model_dir": None, "checkpoint": None}
+    options = {**vars(args), **({"requests": 2000, "warmup": 50} if args.quick else {})}
+    output = output_path(paths.generator_results() / "app_load.json", options, defaults,
+                         args.output)
     save_metrics(output, metrics, seed=None, config=vars(args))
     for route, what in (("generate", f"of {args.n_samples} images"),
                         ("classify", "of a 280x280 PNG")):

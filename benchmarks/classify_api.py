@@ -29,6 +29,7 @@ from tqdm import tqdm
 from digitlab import paths
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.sources import load_mnist
+from digitlab.pipeline.benchmarks import output_path
 from digitlab.repro import save_metrics
 from digitlab.web import create_app
 from digitlab.web.classifier import TRAIN_COMMAND, load_classifier
@@ -121,8 +122,10 @@ def main(argv=None):
         and within_tolerance(inverted["gap_points"]),
         "checkpoint": classifier.describe(),
     }
-    name = "classify_api_quick.json" if args.quick else "classify_api.json"
-    output = args.output or paths.web_results() / name
+    # Only the default run writes the file the README quotes; any other writes beside it.
+    defaults = {"checkpoint": None, "size": 280, "seed": 0, "quick": False}
+    output = output_path(paths.web_results() / "classify_api.json", vars(args), defaults,
+                         args.output)
     save_metrics(output, metrics, seed=args.seed, config=vars(args), data=splits.summary())
     print(f"{n} embedded test digits, {args.size}x{args.size} PNGs through POST /classify:")
     print(f"  28x28 originals:     {metrics['direct_accuracy']:.2%}")
