@@ -37,7 +37,7 @@ from digitlab import paths
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
-from digitlab.pipeline.benchmarks import output_path
+from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 from digitlab.web.classifier import TRAIN_COMMAND, checkpoint_path
 from digitlab.web.images import drawing_data_uri
@@ -193,9 +193,7 @@ def main(argv=None):
                         help="folder holding generator.npz (default: models/generator)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="classifier checkpoint (default: models/mnist_cnn.pt)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="JSON results (default: results/generator/app_load.json, or "
-                             "app_load_quick.json with --quick)")
+    add_output_option(parser, "generator/app_load.json")
     args = parser.parse_args(argv)
     if args.quick:
         args.requests, args.warmup = QUICK["requests"], QUICK["warmup"]

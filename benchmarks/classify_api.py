@@ -29,7 +29,7 @@ from tqdm import tqdm
 from digitlab import paths
 from digitlab.cli import UserError, cli, script_parser
 from digitlab.data.sources import load_mnist
-from digitlab.pipeline.benchmarks import output_path
+from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 from digitlab.web import create_app
 from digitlab.web.classifier import TRAIN_COMMAND, load_classifier
@@ -86,9 +86,7 @@ def main(argv=None):
                              "with, so its test digits stay unseen)")
     parser.add_argument("--quick", action="store_true",
                         help=f"the first {QUICK_DIGITS} test digits only, for the test suite")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="JSON results (default: results/web/classify_api.json, or "
-                             "classify_api_quick.json with --quick)")
+    add_output_option(parser, "web/classify_api.json")
     args = parser.parse_args(argv)
     if not 28 <= args.size <= 1024:
         raise UserError(f"--size must be from 28 to 1024, got {args.size}.")

@@ -39,7 +39,7 @@ from digitlab.cli import (
 from digitlab.data.sources import load_mnist
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import output_path
+from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 
 DEFAULTS = {"data_dir": paths.FASHION_MNIST_DIR, "epochs": None, "quick": False, "seed": 0,
@@ -56,9 +56,7 @@ def parse_args(argv):
                         help="one epoch on at most 2,000 training images: the plumbing")
     add_seed(parser)
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/full_scale/benchmark.json for the default run, "
-                             "else a sibling named by the options that differ")
+    add_output_option(parser, "full_scale/benchmark.json")
     parser.add_argument("--no-progress", action="store_true")
     add_verbose_option(parser)
     return parser.parse_args(argv)

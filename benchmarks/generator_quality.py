@@ -21,8 +21,6 @@ them. Only the default run writes that file; others write beside it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from digitlab import devices, paths
@@ -32,7 +30,7 @@ from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
 from digitlab.repro import save_metrics
 
 DEFAULTS = {"source": "embedded", "seeds": [0, 1, 2], "per_digit": 200, "quick": False,
@@ -77,9 +75,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="the first seed, 15 components on 600 images, 1 CNN epoch")
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/generator/benchmark.json for the default run, "
-                             "else a sibling named by the options that differ")
+    add_output_option(parser, "generator/benchmark.json")
     return parser.parse_args(argv)
 
 

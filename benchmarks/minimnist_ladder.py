@@ -39,7 +39,7 @@ from digitlab.minimnist.ladder import (
     validation_split,
 )
 from digitlab.minimnist.networks import RECIPE
-from digitlab.pipeline.benchmarks import output_path
+from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 
 NUMBERS = ("ari", "chance_accuracy", "kmeans_accuracy", "logistic_accuracy", "mlp_accuracy",
@@ -88,9 +88,7 @@ def parse_args(argv):
     parser.add_argument("--data-dir", default=str(results / "benchmark"),
                         help="where the generated CSV files go")
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/mini_mnist/benchmark.json for the default run, "
-                             "else a sibling named by the options that differ")
+    add_output_option(parser, "mini_mnist/benchmark.json")
     args = parser.parse_args(argv)
     if args.n_per_class < 5:
         raise UserError("--n-per-class must be at least 5 for the 80/20 and validation splits.")

@@ -25,7 +25,6 @@ what differs (e.g. ``benchmark_quick.json``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +42,7 @@ from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import RandomAffine, as_tensors
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
 from digitlab.repro import save_metrics
 
 TARGET_ACCURACY = 0.99
@@ -157,9 +156,7 @@ def parse_args(argv):
                         help="training steps timed per speed option (default 30, 3 with --quick)")
     parser.add_argument("--threads", type=int, default=None, help="default: one per core")
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/mnist/benchmark.json for the default run, else "
-                             "a sibling named by the options that differ")
+    add_output_option(parser, "mnist/benchmark.json")
     parser.add_argument("--no-progress", action="store_true")
     add_verbose_option(parser)
     return parser.parse_args(argv)

@@ -42,7 +42,7 @@ from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save
 from digitlab.noisy import study
 from digitlab.noisy.sets import corrupt_splits
-from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
 from digitlab.repro import save_metrics
 
 TARGET = 0.975
@@ -124,9 +124,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="the first seed only, one epoch per model: checks the plumbing")
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/noisy_mnist/benchmark.json for the default run, "
-                             "else a sibling named by the options that differ")
+    add_output_option(parser, "noisy_mnist/benchmark.json")
     add_verbose_option(parser)
     return parser.parse_args(argv)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cnn import digits as square_digits  # class k: a bright square in cell k
 from torch import nn
 
 from digitlab import devices, engine
@@ -30,17 +31,6 @@ def separable(n: int = 400, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 2, generator=gen)
     return x, (x[:, 0] + x[:, 1] > 0).long()
-
-
-def square_digits(n: int, seed: int = 0):
-    """Class k is a bright square in cell k of a 4x4 grid of 7-pixel cells."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % 10
-    images = rng.integers(0, 40, (n, 28, 28), dtype=np.uint8)
-    for i, k in enumerate(labels):
-        row, col = 7 * (k // 4), 7 * (k % 4)
-        images[i, row + 1:row + 6, col + 1:col + 6] = 255
-    return images, labels
 
 
 # --- fit and its one early-stopping rule ---------------------------------------------

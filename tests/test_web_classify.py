@@ -233,7 +233,8 @@ def test_a_damaged_checkpoint_is_reported_not_raised(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"garbage")
     client = create_app(tmp_path, checkpoint=tmp_path / "broken.pt").test_client()
     reply = classify(client, png_uri(BLANK))
-    assert reply.status_code == 503 and "not a readable PyTorch checkpoint" in reply.get_json()["error"]
+    assert reply.status_code == 503
+    assert "not a readable PyTorch checkpoint" in reply.get_json()["error"]
 
 
 @pytest.mark.parametrize("device, message", [("gpu", "unknown device 'gpu'"),

@@ -59,3 +59,11 @@ def output_path(canonical: Path, options: Mapping[str, Any], defaults: Mapping[s
             parts.append(f"{name}-{shown}")
     slug = "_".join(re.sub(r"[^A-Za-z0-9.+-]+", "-", part) for part in parts)
     return canonical.with_name(f"{canonical.stem}_{slug}{canonical.suffix}")
+
+
+def add_output_option(parser, canonical: str) -> None:
+    """``--output``: where the results go; by default ``canonical`` (relative to results/)
+    for the default run, else a sibling named by the options that differ."""
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"default: results/{canonical} for the default run, else a "
+                             "sibling named by the options that differ")
