@@ -24,10 +24,7 @@ what differs (e.g. ``benchmark_quick.json``).
 
 from __future__ import annotations
 
-import time
-
 import torch
-import torch.nn.functional as F
 
 from digitlab import devices, paths
 from digitlab.cli import (
@@ -39,7 +36,8 @@ from digitlab.cli import (
     script_parser,
 )
 from digitlab.data.sources import load_mnist
-from digitlab.data.transforms import RandomAffine, as_tensors
+from digitlab.data.transforms import as_tensors
+from digitlab.engine.fit import step_throughput
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
@@ -48,53 +46,19 @@ from digitlab.repro import save_metrics
 TARGET_ACCURACY = 0.99
 TARGET_SECONDS = 60.0
 DEFAULTS = {"quick": False, "seeds": [0, 1, 2], "source": "auto", "data_dir": None,
-            "best_epochs": None, "reference_epochs": None, "device": "cpu"}
-
-
-def step_throughput(recipe, x, y, *, device, bf16: bool, channels_last: bool,
-                    steps: int) -> float:
-    """Images per second of the best CNN's training step (augmentation included; for an
-    ensemble, an image counts once however many members it goes through)."""
-    model = BEST_NETWORK.build(seed=0).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    augment, generator = RandomAffine(**recipe.augment_params), torch.Generator().manual_seed(0)
-    x, y = x.to(device), y.to(device)
-    # Forced here, whatever the device computes natively: the comparison shows what
-    # bfloat16 would cost or buy on this machine (training uses it only where native).
-    autocast = torch.bfloat16 if bf16 else None
-    timings = []
-    for step in range(steps + 1):  # the first step warms up the kernels and is not counted
-        _synchronize(device)
-        start = time.perf_counter()
-        index = torch.randint(0, len(x), (recipe.batch_size,), generator=generator)
-        xb = augment(x[index.to(device)], generator)
-        with torch.autocast(device.type, dtype=autocast or torch.bfloat16,
-                            enabled=autocast is not None):
-            logits = model(xb)
-        loss = F.cross_entropy(logits.float(), y[index.to(device)])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        _synchronize(device)
-        if step:
-            timings.append(time.perf_counter() - start)
-    timings.sort()
-    return recipe.batch_size / timings[len(timings) // 2]  # median: robust to other processes
-
-
-def _synchronize(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+            "best_epochs": None, "reference_epochs": None, "speed_steps": None,
+            "threads": None, "device": "cpu"}
 
 
 def speed_options(recipe, train, steps: int, device) -> dict[str, float]:
-    settings = {"float32": (False, False), "channels_last": (False, True),
-                "bf16_autocast": (True, False), "bf16_autocast+channels_last": (True, True)}
-    return {name: step_throughput(recipe, *train, device=device, bf16=bf16, channels_last=cl,
-                                  steps=steps)
-            for name, (bf16, cl) in settings.items()}
+    """Images/s of the best CNN's training step in float32 and bfloat16 (forced, native or
+    not), each with and without the channels-last layout."""
+    settings = {"float32": (None, False), "channels_last": (None, True),
+                "bf16_autocast": (torch.bfloat16, False),
+                "bf16_autocast+channels_last": (torch.bfloat16, True)}
+    return {name: step_throughput(BEST_NETWORK, recipe.replace(channels_last=cl), *train,
+                                  steps=steps, device=device, autocast=autocast)
+            for name, (autocast, cl) in settings.items()}
 
 
 def run_network(name, network, recipe, splits, seed, device, progress) -> dict:

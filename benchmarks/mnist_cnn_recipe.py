@@ -47,7 +47,7 @@ from digitlab.data.transforms import as_tensors
 from digitlab.engine import cross_validate
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.noisy.sets import corrupt_splits
-from digitlab.pipeline.benchmarks import output_path
+from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.plots import bar_chart
 from digitlab.repro import save_figure, save_metrics
 
@@ -118,10 +118,8 @@ def parse_args(argv):
                         help="2 folds, 1 epoch, 400 digits: checks the plumbing in seconds")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     add_device(parser)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: results/mnist/recipe_selection.json (with --noise: "
-                             "results/noisy_mnist/recipe_selection_<noise>.json) for the "
-                             "default run, else a sibling named by the options that differ")
+    add_output_option(parser, "mnist/recipe_selection.json (with --noise: "
+                              "noisy_mnist/recipe_selection_<noise>.json)")
     add_verbose_option(parser)
     return parser.parse_args(argv)
 

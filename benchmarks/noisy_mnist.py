@@ -17,15 +17,17 @@ by default: 3,500 / 500 / 1,000 real digits), it
 3. does the same for the same network trained on the fixed noisy training digits
    only, as someone with just the n-MNIST files would (``cnn_fixed_noise``);
 4. trains the notebook's DNN and improved DNN (``digitlab.noisy.study.MODELS``) on
-   the corrupted training digits (validation for early stopping) and scores them
+   the corrupted training digits (keeping the weights of the epoch with the lowest
+   validation loss) and scores them
    on the same test set.
 
 Result: the numbers printed, and ``results/noisy_mnist/benchmark.json`` with, per
 model, the test accuracy over seeds (``mean``, ``std``, ``min``, ``per_seed``) and
 training seconds, and the target (mean >= 97.5 % for the best CNN, the minimum
 shown beside it). Only the default run writes that file; others write beside it,
-named by what differs. Checkpoints go to ``models/mnist_cnn_<noise>.pt`` (seed 0;
-other seeds ``..._seed<N>.pt``) and ``models/mnist_cnn_<noise>_fixed*.pt``.
+named by what differs. The checkpoints go to ``models/benchmarks/benchmark/``
+(``mnist_cnn_<noise>_seed<N>.pt``, ``mnist_cnn_<noise>_fixed_seed<N>.pt``), never over
+the ``models/mnist_cnn_<noise>.pt`` that ``scripts/train_cnn.py --noise`` writes.
 Several minutes on two cores.
 """
 
@@ -55,9 +57,9 @@ def run_cnn(clean, noisy, *, fresh_noise: bool, seed: int, epochs, device, workd
             noise: str) -> dict:
     """Train like train_cnn.py --noise, then score the saved checkpoint like
     evaluate_model.py --noise: the same package functions the two scripts call."""
-    name = f"mnist_cnn_{noise}" + ("" if fresh_noise else "_fixed") + \
-        ("" if seed == 0 else f"_seed{seed}")
-    checkpoint = paths.models_dir() / f"{name}.pt"
+    name = f"mnist_cnn_{noise}" + ("" if fresh_noise else "_fixed") + f"_seed{seed}"
+    # Its own folder: the benchmark never replaces a model scripts/train_cnn.py wrote.
+    checkpoint = paths.models_dir() / "benchmarks" / workdir.name / f"{name}.pt"
     recipe = BEST.replace(fresh_noise=noise if fresh_noise else None,
                           epochs=epochs or BEST.epochs)
     trained = train_and_save(BEST_NETWORK, recipe, noisy, clean=clean, checkpoint=checkpoint,

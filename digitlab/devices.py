@@ -36,8 +36,6 @@ def available() -> list[str]:
 
 def resolve(name: str | torch.device = "auto") -> torch.device:
     """``auto``, ``cpu``, ``cuda``, ``cuda:1`` or ``mps`` -> a device that exists here."""
-    if isinstance(name, torch.device):
-        return name
     kind = str(name).split(":")[0]
     if kind not in DEVICES:
         raise UserError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}.")
@@ -69,12 +67,28 @@ def autocast_dtype(device: torch.device, precision: str = "bf16") -> torch.dtype
         raise UserError(f"unknown precision {precision!r}; choose bf16 or fp32.")
     if device.type == "cpu":
         return torch.bfloat16 if cpu_has_bf16() else None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cuda":  # native bfloat16 from compute capability 8.0 (Ampere) on
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else None
     if device.type == "mps":
         newer = getattr(torch.backends.mps, "is_macos_or_newer", None)
         return torch.bfloat16 if newer is not None and newer(14, 0) else None
     return None
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (GPUs run asynchronously), e.g. before timing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Ask cuDNN for deterministic algorithms on CUDA: the same seed then gives the same
+    numbers there too, except for the few CUDA kernels that add in a varying order."""
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 def cpu_has_bf16() -> bool:

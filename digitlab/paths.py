@@ -97,9 +97,6 @@ def cnn_checkpoint() -> Path:
     return models_dir() / "mnist_cnn.pt"
 
 
-def noisy_cnn_checkpoint(noise: str) -> Path:
-    return models_dir() / f"mnist_cnn_{noise}.pt"
-
 
 def mnist_project_results() -> Path:
     """The CNN project notebook's figures and ``metrics.json``."""

@@ -50,10 +50,9 @@ import torch
 from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import (Network, Recipe, count_parameters, fit, load_checkpoint,
-                             save_checkpoint)
-from digitlab.mnist.networks import build_cnn
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.engine import Network, Recipe, count_parameters, fit, load_checkpoint
+from digitlab.engine.checkpoint import save_checkpoint_and_metrics
+from digitlab.repro import metrics_document, save_figure, set_seed
 
 set_seed(seed)
 device = devices.resolve(device)
@@ -83,7 +82,8 @@ print(f"train {tuple(train[0].shape)}, validation {tuple(val[0].shape)}")
 # ## Build the networks
 
 # %%
-networks = {name: build_cnn(name) for name in ("cnn2", "cnn3")}
+# Each network starts from the same seed, whichever is built first.
+networks = {name: Network(name).build(seed) for name in ("cnn2", "cnn3")}
 for name, net in networks.items():
     print(f"{name}: {count_parameters(net):,} parameters\n{net}\n")
 
@@ -129,28 +129,28 @@ for name, net in networks.items():
 # ## Save a checkpoint, then load it back
 #
 # The better network on the validation set is saved with everything needed to
-# rebuild it; `load_checkpoint` rebuilds it from the file alone, in eval mode.
+# rebuild it, together with this notebook's `metrics.json` (written as a pair:
+# an interrupted run never leaves a new model beside old metrics);
+# `load_checkpoint` then rebuilds it from the file alone, in eval mode.
 
 # %%
 chosen = max(accuracy, key=accuracy.get)
-save_checkpoint(checkpoint_path, networks[chosen], Network(chosen),
-                data=splits.summary(), metrics={"val_acc": accuracy[chosen]},
-                extra={"recipe": recipe.as_dict(), "seed": seed})
+report = {name: {"val_acc": accuracy[name], "parameters": count_parameters(networks[name]),
+                 "train_seconds": histories[name].train_seconds}
+          for name in networks} | {"chosen": chosen, "checkpoint": str(checkpoint_path)}
+save_checkpoint_and_metrics(
+    checkpoint_path, networks[chosen], Network(chosen), data=splits.summary(),
+    metrics={"val_acc": accuracy[chosen]}, extra={"recipe": recipe.as_dict(), "seed": seed},
+    metrics_path=out / "metrics.json",
+    document=metrics_document(report, seed=seed, data=splits.summary(),
+                              config={"source": source, "quick": quick, **recipe.as_dict(),
+                                      **devices.describe(device)},
+                              histories={k: h.as_dict() for k, h in histories.items()}))
 restored, info = load_checkpoint(checkpoint_path, device)
 with torch.no_grad():  # the very same logits, not only the same top digit
     same = torch.equal(restored(val[0].to(device)), networks[chosen](val[0].to(device)))
 print(f"saved {chosen} to {checkpoint_path}; reloaded arch {info['arch']!r}, "
       f"data source {info['data']['source']!r}, identical logits: {same}")
-
-# %%
-metrics_path = save_metrics(out / "metrics.json", {
-    name: {"val_acc": accuracy[name], "parameters": count_parameters(networks[name]),
-           "train_seconds": histories[name].train_seconds}
-    for name in networks
-} | {"chosen": chosen, "checkpoint": str(checkpoint_path), "reload_same_predictions": same},
-    seed=seed, config={"source": source, "quick": quick, **recipe.as_dict(),
-                       **devices.describe(device)},
-    data=splits.summary(), histories={k: h.as_dict() for k, h in histories.items()})
 
 # %% [markdown]
 # ## Conclusion

@@ -43,7 +43,7 @@ from digitlab.minimnist.ladder import RUNGS, Part, run_ladder, validation_split
 from digitlab.minimnist import dataset
 from digitlab.metrics import classification_summary
 from digitlab.minimnist.networks import MLP, RECIPE
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.repro import save_metrics, set_seed
 from digitlab import devices, engine
 from digitlab.pipeline.notebooks import figure_saver
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import UserError, add_device, cli, script_parser
 from digitlab.web import create_app
 
 
@@ -33,8 +33,7 @@ def parse_args(argv):
                         help="folder holding generator.npz (default: models/generator)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="classifier checkpoint (default: models/mnist_cnn.pt)")
-    parser.add_argument("--device", default="cpu",
-                        help="device the classifier runs on: cpu, cuda, cuda:1, mps")
+    add_device(parser, default="cpu")  # serving: one small forward pass per request
     parser.add_argument("--threads-per-request", type=int, default=1,
                         help="threads one request may use (PyTorch, and BLAS under NumPy); "
                              "requests already run in parallel on waitress's threads")

@@ -109,7 +109,9 @@ def test_noisy_benchmark_quick(project_root):
     document, written = run_quick("noisy_mnist", project_root)
     assert written == "noisy_mnist/benchmark_quick.json"
     table_keys_hold(document, "noisy_mnist/benchmark.json")
-    assert (project_root / "models" / "mnist_cnn_awgn.pt").is_file()
+    assert (project_root / "models" / "benchmarks" / "benchmark_quick" /
+            "mnist_cnn_awgn_seed0.pt").is_file()
+    assert not (project_root / "models" / "mnist_cnn_awgn.pt").exists()  # train_cnn.py's
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from torch import nn
 from digitlab import devices, engine
 from digitlab.cli import UserError
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe, cross_validate, fit
+from digitlab.engine import Network, Recipe, cross_validate, fit, runner
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.engine.networks import architectures
 from digitlab.paths import PROJECT_ROOT
@@ -63,8 +63,10 @@ def test_without_validation_the_last_epoch_is_kept_even_when_it_is_worse():
 
 
 def test_fit_stops_early_when_validation_stops_improving():
-    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))  # pure noise
-    history = fit(nn.Linear(2, 2), (x, y), (torch.randn(64, 2), torch.randint(0, 2, (64,))),
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 2, generator=gen), torch.randint(0, 2, (64,), generator=gen)  # noise
+    val = torch.randn(64, 2, generator=gen), torch.randint(0, 2, (64,), generator=gen)
+    history = fit(nn.Linear(2, 2), (x, y), val,
                   SGD.replace(lr=1.0, epochs=200, patience=3), progress=False)
     assert history.stopped_early and len(history.val_loss) < 200
     # It stopped exactly `patience` epochs after the best one.
@@ -142,6 +144,28 @@ def test_a_run_reports_the_kept_validation_accuracy_or_none_when_validation_was_
     _, _, folded = engine.run(network, recipe.replace(train_on_val=True), train, val, test,
                               progress=False)
     assert folded["val_accuracy"] is None and folded["n_train"] == 160
+
+
+def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeypatch):
+    # Members that stop at different epochs: the merged history keeps every epoch any
+    # member trained and all their seconds, and names no single kept epoch.
+    train_data, val = as_tensors(*square_digits(100, 5)), as_tensors(*square_digits(40, 6))
+    lengths = iter([3, 5])
+    real_fit = runner.fit
+
+    def stopping_fit(model, train, val, recipe, **kwargs):
+        return real_fit(model, train, val, recipe.replace(epochs=next(lengths)), **kwargs)
+
+    monkeypatch.setattr(runner, "fit", stopping_fit)
+    network = Network("best", {"width": 4, "members": 2})
+    model, history, metrics = engine.run(network, Recipe(epochs=5, batch_size=20), train_data,
+                                         val, val, progress=False)
+    assert len(history.train_loss) == 5 and history.val_accuracy is None
+    assert len(history.epoch_seconds) == 5
+    assert metrics["images_per_second"] == pytest.approx(
+        5 * 100 / history.train_seconds)  # epochs run by the longest member
+    accuracy = (model(val[0]).argmax(1) == val[1]).float().mean().item()
+    assert metrics["val_accuracy"] == pytest.approx(accuracy)
 
 
 def test_an_ensemble_trains_each_member_from_its_own_seed_and_averages_probabilities(tmp_path):
@@ -235,10 +259,11 @@ def test_bfloat16_is_used_only_where_the_device_runs_it():
         assert devices.autocast_dtype(cpu, "fp32") is None
     with mock.patch.object(devices, "cpu_has_bf16", return_value=False):
         assert devices.autocast_dtype(cpu, "bf16") is None
-    with mock.patch.object(torch.cuda, "is_bf16_supported", return_value=False):
+    # Native bfloat16 from compute capability 8.0 (Ampere); a T4 (7.5) only emulates it.
+    with mock.patch.object(torch.cuda, "get_device_capability", return_value=(7, 5)):
         assert devices.autocast_dtype(torch.device("cuda"), "bf16") is None
-    with mock.patch.object(torch.cuda, "is_bf16_supported", return_value=True):
-        assert devices.autocast_dtype(torch.device("cuda"), "bf16") == torch.bfloat16
+    with mock.patch.object(torch.cuda, "get_device_capability", return_value=(8, 0)):
+        assert devices.autocast_dtype(torch.device("cuda:1"), "bf16") == torch.bfloat16
 
 
 def test_a_checkpoint_saved_on_a_gpu_loads_on_a_cpu_only_machine(tmp_path):
@@ -287,8 +312,10 @@ def test_there_is_one_training_step_for_torch_models():
 
 
 def test_no_script_benchmark_or_notebook_imports_a_script():
-    pattern = re.compile(r"sys\.path\.(insert|append)|^\s*import (train_cnn|evaluate_model)",
-                         re.MULTILINE)
+    names = "|".join(re.escape(p.split("/")[-1][:-3])
+                     for p in tracked("scripts/*.py") + tracked("benchmarks/*.py"))
+    pattern = re.compile(rf"sys\.path\.(insert|append)|spec_from_file_location|"
+                         rf"^\s*(import|from) ({names})\b", re.MULTILINE)
     for path in tracked("scripts/*.py") + tracked("benchmarks/*.py") + tracked("notebooks/*.py"):
         assert not pattern.search((PROJECT_ROOT / path).read_text()), path
 

@@ -22,10 +22,8 @@ import torch
 from digitlab.cli import UserError
 from digitlab.data.batching import TensorBatches
 from digitlab.data.sources import load_mnist
-from digitlab.data.splits import Splits
+from digitlab.data.splits import SPLITS, Splits
 from digitlab.data.transforms import to_tensor
-
-SPLITS = ("train", "val", "test")
 
 
 class MNISTDataLoader:

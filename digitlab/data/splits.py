@@ -95,4 +95,6 @@ class Splits:
             images, labels = self.split(split)
             idx = rng.permutation(len(labels))[:n]
             changes.update({f"{split}_images": images[idx], f"{split}_labels": labels[idx]})
-        return self.replace(**changes)
+        sizes = ", ".join(f"{split} {len(changes[f'{split}_labels'])}" for split in SPLITS)
+        return self.replace(description=f"{self.description}, a random sample ({sizes})",
+                            **changes)

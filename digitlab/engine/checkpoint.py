@@ -10,8 +10,10 @@ Loading uses ``weights_only=True``: a checkpoint never runs code.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from torch import nn
 from digitlab import devices
 from digitlab.cli import UserError
 from digitlab.engine.networks import Network
-from digitlab.repro import _jsonable, atomic_target
+from digitlab.repro import _jsonable, atomic_target, atomic_targets
 
 FORMAT = "digitlab-checkpoint"
 VERSION = 2
@@ -51,6 +53,22 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, network: Network,
     return Path(path)
 
 
+def save_checkpoint_and_metrics(path: str | os.PathLike, model: nn.Module, network: Network, *,
+                                data: dict[str, Any], metrics: dict[str, Any],
+                                metrics_path: str | os.PathLike, document: dict[str, Any],
+                                extra: dict[str, Any] | None = None) -> str:
+    """Write a checkpoint and its run's ``metrics.json`` (``document``) as a pair: both
+    are complete before either replaces an old file, and both carry one new run id,
+    so an interrupted run never leaves a new model beside old metrics. Returns the id."""
+    run_id = uuid.uuid4().hex
+    payload = checkpoint_payload(model, network, data=data, metrics=metrics,
+                                 extra={**(extra or {}), "run_id": run_id})
+    with atomic_targets(path, metrics_path) as (model_tmp, metrics_tmp):
+        torch.save(payload, model_tmp)
+        metrics_tmp.write_text(json.dumps({**document, "run_id": run_id}, indent=2) + "\n")
+    return run_id
+
+
 def read_payload(path: str | os.PathLike) -> dict:
     """The checkpoint's contents (weights on the CPU); a :class:`UserError` naming what
     the file is not when it is missing, damaged, or not written by digitlab."""
@@ -72,7 +90,8 @@ def read_payload(path: str | os.PathLike) -> dict:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{path} is not a readable PyTorch checkpoint ({reason}); "
                         f"create one with {TRAIN_COMMAND}.") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT \
+            or not isinstance(payload.get("arch"), str) or "state_dict" not in payload:
         raise UserError(f"{path} is a PyTorch file but not a digitlab checkpoint (no network "
                         f"name and options in it); create one with {TRAIN_COMMAND}.")
     return payload

@@ -3,7 +3,7 @@
 Every row is predicted once, by a network that never trained on it, so the
 pooled out-of-fold accuracy and log-loss rest on all the rows: a steadier basis
 for choosing a recipe than one small validation split. Each fold is an
-independent :func:`digitlab.engine.run.train` call. The test split is not an
+independent :func:`digitlab.engine.runner.train` call. The test split is not an
 argument: cross-validation never sees it.
 """
 
@@ -20,7 +20,7 @@ from digitlab.data.splits import stratified_indices
 from digitlab.engine.networks import Network
 from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
-from digitlab.engine.run import train
+from digitlab.engine.runner import train
 
 
 def check_folds(labels: np.ndarray, folds: int) -> None:
@@ -48,7 +48,7 @@ def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.T
     values, the mean and (population) standard deviation of the fold accuracies,
     per-fold details with histories, and ``oof_logits`` (one row per input row).
     """
-    labels = y.numpy()
+    labels = y.cpu().numpy()
     check_folds(labels, folds)
     if x_fit is not None and len(x_fit) != len(x):
         raise UserError(f"{len(x_fit)} rows to train on for {len(x)} rows to score; "

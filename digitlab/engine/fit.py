@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from digitlab import devices
 from digitlab.data.batching import TensorBatches
+from digitlab.engine.networks import Network
 from digitlab.engine.predict import loss_and_accuracy, model_device, predict_logits
 from digitlab.engine.recipe import Recipe, batch_transform, make_optimizer, make_scheduler
 
@@ -72,6 +73,7 @@ def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed
     caller's (:meth:`digitlab.engine.networks.Network.build` seeds them).
     """
     device = devices.resolve(device) if device is not None else model_device(model)
+    devices.make_deterministic(device)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -122,10 +124,23 @@ class _TrainStep:
     """Forward, loss, backward and update for one batch: the project's one training step."""
 
     def __init__(self, model, optimizer, recipe: Recipe, autocast: torch.dtype | None,
-                 batch_scheduler):
+                 batch_scheduler=None):
         self.model, self.optimizer, self.batch_scheduler = model, optimizer, batch_scheduler
         self.smoothing, self.autocast = recipe.label_smoothing, autocast
         self.device_type = model_device(model).type
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, int]:
+        """Train on one batch; its summed loss and the number it classified right."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device_type, dtype=self.autocast or torch.bfloat16,
+                            enabled=self.autocast is not None):
+            logits = self.model(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.smoothing)
+        loss.backward()
+        self.optimizer.step()
+        if self.batch_scheduler is not None:
+            self.batch_scheduler.step()
+        return float(loss.detach()) * len(yb), int((logits.detach().argmax(1) == yb).sum())
 
     def epoch(self, batches, transform, generator) -> tuple[float, float]:
         """One pass over the batches; the mean training loss and accuracy."""
@@ -134,16 +149,35 @@ class _TrainStep:
         for xb, yb in batches:
             if transform is not None:
                 xb = transform(xb, generator)
-            self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.device_type, dtype=self.autocast or torch.bfloat16,
-                                enabled=self.autocast is not None):
-                logits = self.model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.smoothing)
-            loss.backward()
-            self.optimizer.step()
-            if self.batch_scheduler is not None:
-                self.batch_scheduler.step()
-            loss_sum += float(loss.detach()) * len(yb)
-            correct += int((logits.detach().argmax(1) == yb).sum())
-            seen += len(yb)
+            batch_loss, batch_correct = self(xb, yb)
+            loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(yb)
         return loss_sum / seen, correct / seen
+
+
+def step_throughput(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
+                    steps: int, device, autocast: torch.dtype | None) -> float:
+    """Images per second of the training step of ``network`` with ``recipe`` (its batch
+    transform included), the median of ``steps`` timed batches after a warm-up one.
+
+    ``autocast`` is forced here, whatever the device computes natively, so that a
+    benchmark can show what bfloat16 would cost or buy on this machine.
+    """
+    device = devices.resolve(device)
+    model = network.build(seed=0).to(device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    step = _TrainStep(model, make_optimizer(recipe, model.parameters()), recipe, autocast)
+    transform, generator = batch_transform(recipe), torch.Generator().manual_seed(0)
+    x, y = x.to(device), y.to(device)
+    timings = []
+    for i in range(steps + 1):  # the first step warms up the kernels and is not counted
+        devices.synchronize(device)
+        start = time.perf_counter()
+        index = torch.randint(0, len(x), (recipe.batch_size,), generator=generator).to(device)
+        xb = x[index] if transform is None else transform(x[index], generator)
+        step(xb, y[index])
+        devices.synchronize(device)
+        if i:
+            timings.append(time.perf_counter() - start)
+    return recipe.batch_size / sorted(timings)[len(timings) // 2]  # median: robust to noise

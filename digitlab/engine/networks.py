@@ -80,7 +80,7 @@ class Ensemble(nn.Module):
 
     ``forward`` returns the log of the mean probability, which is a valid logit
     vector (its softmax is the mean probability), so an ensemble can be used
-    wherever one network is. :func:`digitlab.engine.run.train` trains the members
+    wherever one network is. :func:`digitlab.engine.runner.train` trains the members
     one after the other, each from its own seed.
     """
 

@@ -150,12 +150,13 @@ def fit(model: NumpyClassifier, train: tuple[np.ndarray, np.ndarray],
         val: tuple[np.ndarray, np.ndarray] | None, *, lr: float, epochs: int,
         batch_size: int | None = None, patience: int | None = None, seed: int = 0,
         progress: bool = True, desc: str = "numpy fit") -> History:
-    """Gradient descent on ``model.params``; returns a :class:`~digitlab.engine.fit.History`.
+    """Gradient descent on ``model.params``; returns a :class:`~digitlab.engine.History`.
 
     ``batch_size=None`` is batch gradient descent (one step per epoch on the whole
-    training set); otherwise seeded, shuffled mini-batches. With ``patience``,
-    training stops after that many epochs without a lower validation loss, and
-    the parameters of the best epoch are restored either way.
+    training set); otherwise seeded, shuffled mini-batches. With validation data the
+    parameters of the epoch with the lowest validation loss are kept, and with
+    ``patience`` training stops after that many epochs without a lower one; without
+    validation data the last epoch's parameters are kept (the engine's rule).
     """
     x, y = train
     rng = np.random.default_rng(seed)
@@ -174,15 +175,15 @@ def fit(model: NumpyClassifier, train: tuple[np.ndarray, np.ndarray],
         train_loss, train_acc = loss_and_accuracy(model, x, y)
         history.train_loss.append(train_loss)
         history.train_acc.append(train_acc)
-        monitored = train_loss
-        if val is not None:
-            val_loss, val_acc = loss_and_accuracy(model, *val)
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            monitored = val_loss
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
-        if monitored < best[0]:
-            best, waited, history.best_epoch = (monitored, copy.deepcopy(model.params)), 0, epoch
+        if val is None:  # the engine's rule: without validation the last epoch is kept
+            history.best_epoch = epoch
+            continue
+        val_loss, val_acc = loss_and_accuracy(model, *val)
+        history.val_loss.append(val_loss)
+        history.val_acc.append(val_acc)
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.3f}")
+        if val_loss < best[0]:
+            best, waited, history.best_epoch = (val_loss, copy.deepcopy(model.params)), 0, epoch
         else:
             waited += 1
             if patience is not None and waited >= patience:

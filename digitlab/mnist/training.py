@@ -10,7 +10,6 @@ training curves.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import torch
@@ -19,9 +18,9 @@ from digitlab.cli import UserError
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import History, Network, Recipe, run
-from digitlab.engine.checkpoint import checkpoint_payload
+from digitlab.engine.checkpoint import save_checkpoint_and_metrics
 from digitlab.plots import learning_curves
-from digitlab.repro import atomic_targets, metrics_document, save_figure
+from digitlab.repro import metrics_document, save_figure
 
 
 def fit_images(recipe: Recipe, splits: Splits, clean: Splits | None) -> Splits:
@@ -40,7 +39,7 @@ def train_and_score(network: Network, recipe: Recipe, splits: Splits, *,
     """Train ``network`` with ``recipe`` on ``splits`` and score it once on the test split.
 
     Returns the model, its history and the run's metrics (see
-    :func:`digitlab.engine.run.run`), with the test numbers also flat:
+    :func:`digitlab.engine.runner.run`), with the test numbers also flat:
     ``test_accuracy``, ``test_loss`` and ``test_report``.
     """
     fit_on = fit_images(recipe, splits, clean)
@@ -65,7 +64,6 @@ def train_and_save(network: Network, recipe: Recipe, splits: Splits, *, checkpoi
                                               device=device, progress=progress)
     metrics = {**metrics, "history": history.as_dict()}
     data = splits.summary()
-    run_id = uuid.uuid4().hex
     config = {"network": network.as_dict(), **recipe.as_dict(), "checkpoint": checkpoint,
               **(config or {})}
     save_figure(learning_curves({network.arch: history},
@@ -73,18 +71,8 @@ def train_and_save(network: Network, recipe: Recipe, splits: Splits, *, checkpoi
                 results_dir / "training_curves.png")
     kept = ("test_accuracy", "val_accuracy", "train_seconds", "epochs_run", "device",
             "device_name")
-    payload = checkpoint_payload(model, network, data=data,
-                                 metrics={k: metrics.get(k) for k in kept},
-                                 extra={"recipe": recipe.as_dict(), "seed": seed,
-                                        "run_id": run_id})
-    document = metrics_document(metrics, seed=seed, config=config, data=data, run_id=run_id)
-    with atomic_targets(checkpoint, results_dir / "metrics.json") as (model_tmp, metrics_tmp):
-        torch.save(payload, model_tmp)
-        metrics_tmp.write_text(_json(document))
+    save_checkpoint_and_metrics(
+        checkpoint, model, network, data=data, metrics={k: metrics.get(k) for k in kept},
+        extra={"recipe": recipe.as_dict(), "seed": seed}, metrics_path=results_dir /
+        "metrics.json", document=metrics_document(metrics, seed=seed, config=config, data=data))
     return metrics
-
-
-def _json(document: dict) -> str:
-    import json
-
-    return json.dumps(document, indent=2) + "\n"

@@ -2,8 +2,8 @@
 
 The notebook ``notebooks/noisy_mnist.ipynb`` and ``benchmarks/noisy_mnist.py``
 share this module: a :class:`Model` is a network and the recipe that trains it;
-:func:`train` fits it with the engine (validation split for curves and early
-stopping), :func:`score` evaluates it once on a test set,
+:func:`train` fits it with the engine (the validation split draws the curves and
+picks the epoch whose weights are kept), :func:`score` evaluates it once on a test set,
 :func:`cross_validate` runs the engine's stratified k-fold cross-validation
 and :func:`robustness_matrix` trains on each noisy set and tests on every one.
 
@@ -76,7 +76,9 @@ def describe(model: Model) -> str:
     """One line: architecture, options and training recipe."""
     options = ", ".join(f"{k}={v}" for k, v in model.network.options.items())
     r = model.recipe
-    return (f"{model.network.arch}({options}); Adam lr {r.learning_rate:g} ({r.schedule}), "
+    optimizer = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop",
+                 "adadelta": "Adadelta"}[r.optimizer]
+    return (f"{model.network.arch}({options}); {optimizer} lr {r.learning_rate:g} ({r.schedule}), "
             f"weight decay {r.weight_decay:g}, {r.epochs} epochs, batch {r.batch_size}")
 
 

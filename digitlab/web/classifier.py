@@ -24,9 +24,7 @@ from digitlab import devices, paths
 from digitlab.cli import UserError
 from digitlab.data.transforms import to_tensor
 from digitlab.engine import predict_proba
-from digitlab.engine.checkpoint import load_checkpoint
-
-TRAIN_COMMAND = "make mnist (or python scripts/train_cnn.py)"
+from digitlab.engine.checkpoint import TRAIN_COMMAND, load_checkpoint
 
 
 @dataclass

@@ -49,18 +49,25 @@ def train(network: Network, recipe: Recipe, train: Data, val: Data | None = None
 
 
 def merge_histories(histories: list[History]) -> History:
-    """One history for an ensemble: per-epoch means of the members' curves, summed times."""
-    n = min(len(h.train_loss) for h in histories)
+    """One history for an ensemble: per epoch, the mean of the curves of the members that
+    trained that long (with early stopping they may stop at different epochs) and the sum
+    of their seconds. Each member kept its own epoch, so the ensemble has no single kept
+    epoch (``best_epoch`` 0); its validation accuracy is that of the averaged prediction,
+    which :func:`run` measures."""
+    n = max(len(h.train_loss) for h in histories)
 
-    def mean(key):
-        return [sum(getattr(h, key)[i] for h in histories) / len(histories) for i in range(n)]
+    def per_epoch(key, combine):
+        curves = [getattr(h, key) for h in histories]
+        return [combine([c[i] for c in curves if i < len(c)]) for i in range(n)]
 
-    merged = History(train_loss=mean("train_loss"), train_acc=mean("train_acc"),
-                     lr=mean("lr"), epoch_seconds=[sum(h.epoch_seconds[i] for h in histories)
-                                                   for i in range(n)])
+    def mean(values):
+        return sum(values) / len(values)
+
+    merged = History(train_loss=per_epoch("train_loss", mean),
+                     train_acc=per_epoch("train_acc", mean), lr=per_epoch("lr", mean),
+                     epoch_seconds=per_epoch("epoch_seconds", sum))
     if all(h.val_loss for h in histories):
-        merged.val_loss, merged.val_acc = mean("val_loss"), mean("val_acc")
-    merged.best_epoch = max(h.best_epoch for h in histories)
+        merged.val_loss, merged.val_acc = per_epoch("val_loss", mean), per_epoch("val_acc", mean)
     merged.stopped_early = any(h.stopped_early for h in histories)
     return merged
 
