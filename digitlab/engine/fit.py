@@ -12,6 +12,8 @@ with the lowest validation loss are kept, and training stops after
 last epoch's weights are kept (the recipe fixes the epochs; a noisy training
 loss says nothing reliable about which epoch was best). "Validation accuracy"
 always means the accuracy of the kept weights (:attr:`History.val_accuracy`).
+With ``recipe.ema_decay`` the weights validated and kept are the moving average's
+(``torch.optim.swa_utils.AveragedModel``, batch-norm statistics included).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from digitlab import devices
@@ -82,8 +85,10 @@ def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed
     optimizer = make_optimizer(recipe, model.parameters())
     scheduler, per_batch = make_scheduler(recipe, optimizer,
                                           math.ceil(len(train[0]) / recipe.batch_size))
+    averaged = moving_average(model, recipe)
+    scored = model if averaged is None else averaged.module  # the weights validated and kept
     step = _TrainStep(model, optimizer, recipe, devices.autocast_dtype(device, recipe.precision),
-                      scheduler if per_batch else None)
+                      scheduler if per_batch else None, averaged)
     batches = TensorBatches(*train, batch_size=recipe.batch_size, shuffle=True, seed=seed)
     transform, transform_gen = batch_transform(recipe), torch.Generator().manual_seed(seed + 1)
     history, best_loss, best_state, waited = History(), math.inf, None, 0
@@ -102,30 +107,41 @@ def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed
             history.best_epoch = epoch
             bar.set_postfix(loss=f"{loss:.3f}")
             continue
-        val_loss, val_acc = loss_and_accuracy(predict_logits(model, val[0]), val[1])
+        val_loss, val_acc = loss_and_accuracy(predict_logits(scored, val[0]), val[1])
         history.val_loss.append(val_loss)
         history.val_acc.append(val_acc)
         bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{val_acc:.3f}")
         if val_loss < best_loss:
             best_loss, waited, history.best_epoch = val_loss, 0, epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(scored.state_dict())
         else:
             waited += 1
             if recipe.patience is not None and waited >= recipe.patience:
                 history.stopped_early = True
                 break
+    if best_state is None and averaged is not None:
+        best_state = averaged.module.state_dict()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return history
 
 
+def moving_average(model: nn.Module, recipe: Recipe) -> AveragedModel | None:
+    """The exponential moving average of ``model``'s weights the recipe asks for, if any."""
+    if recipe.ema_decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay),
+                         use_buffers=True)
+
+
 class _TrainStep:
     """Forward, loss, backward and update for one batch: the project's one training step."""
 
     def __init__(self, model, optimizer, recipe: Recipe, autocast: torch.dtype | None,
-                 batch_scheduler=None):
+                 batch_scheduler=None, averaged: AveragedModel | None = None):
         self.model, self.optimizer, self.batch_scheduler = model, optimizer, batch_scheduler
+        self.averaged = averaged
         self.smoothing, self.autocast = recipe.label_smoothing, autocast
         self.device_type = model_device(model).type
 
@@ -140,6 +156,8 @@ class _TrainStep:
         self.optimizer.step()
         if self.batch_scheduler is not None:
             self.batch_scheduler.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
         return float(loss.detach()) * len(yb), int((logits.detach().argmax(1) == yb).sum())
 
     def epoch(self, batches, transform, generator) -> tuple[float, float]:

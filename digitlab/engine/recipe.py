@@ -2,11 +2,11 @@
 
 A recipe names the optimiser and its settings, the learning-rate schedule, the
 epochs and batch size, the batch augmentation and training-time noise, label
-smoothing, the precision of the forward passes, early stopping, and whether
-the validation digits are trained on. Named recipes live with their track
-(``digitlab.mnist.recipes``, ``digitlab.noisy.study``,
-``digitlab.minimnist.networks``); the engine turns a recipe into an optimiser,
-a schedule and a batch transform here.
+smoothing, a moving average of the weights, the precision of the forward
+passes, early stopping, and whether the validation digits are trained on.
+Named recipes live with their track (``digitlab.mnist.recipes``,
+``digitlab.noisy.study``, ``digitlab.minimnist.networks``); the engine turns a
+recipe into an optimiser, a schedule and a batch transform here.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class Recipe:
     # augmentation; validation and test stay whatever fixed images they are.
     fresh_noise: str | None = None
     label_smoothing: float = 0.0
+    # Keep an exponential moving average of the weights (and batch-norm statistics), updated
+    # after every step with this decay, and use it in place of the last weights.
+    ema_decay: float | None = None
     precision: str = "fp32"  # bf16: autocast the training forward passes where the device can
     channels_last: bool = False  # memory layout of the convolutions' weights
     patience: int | None = None  # stop after this many epochs without a lower validation loss
@@ -68,6 +71,8 @@ class Recipe:
             raise UserError("the learning rate must be positive and the weight decay at least 0.")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"label smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise UserError(f"the EMA decay must be in (0, 1), got {self.ema_decay}.")
         if self.patience is not None and self.patience < 1:
             raise UserError(f"patience must be at least 1 epoch, got {self.patience}.")
         if self.fresh_noise is not None:

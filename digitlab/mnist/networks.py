@@ -12,17 +12,21 @@
   (pytorch/examples ``mnist/main.py``): two 3x3 convolutions with 32 and 64
   channels, max-pool, dropout 0.25, a 128-unit layer, dropout 0.5.
 - ``best``: the project's best CNN: small batch-normalised 3x3 conv stages and
-  global average pooling (``members > 1``: an ensemble of such networks);
-  compact enough to train in under a minute on two CPU cores
-  (``benchmarks/mnist_cnn.py`` measures it against ``reference``).
+  global average pooling (``members > 1``: an ensemble of such networks;
+  ``tta_shift > 0``: test-time augmentation, :class:`ShiftAveraged`); compact
+  enough to train in under a minute on two CPU cores (``benchmarks/mnist_cnn.py``
+  measures it against ``reference``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
+from digitlab.data.transforms import BACKGROUND
 from digitlab.engine.networks import Ensemble, build
 
 
@@ -83,28 +87,65 @@ def reference() -> nn.Sequential:
     )
 
 
-def best_single(width: int = 16, dropout: float = 0.1) -> nn.Sequential:
+def shifted_copies(x: torch.Tensor, shift: int):
+    """Every copy of the ``(N, C, H, W)`` batch moved by up to ``shift`` pixels along each
+    axis ((2 shift + 1)^2 copies, the unmoved one included); uncovered pixels get the
+    background value, as in the training augmentation."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (shift, shift, shift, shift), value=BACKGROUND)
+    for dy in range(2 * shift + 1):
+        for dx in range(2 * shift + 1):
+            yield padded[..., dy:dy + height, dx:dx + width]
+
+
+class ShiftAveraged(nn.Sequential):
+    """A network that, in eval mode, averages its predicted probabilities over copies of
+    the input shifted by up to ``shift`` pixels (test-time augmentation).
+
+    Training is untouched (train mode is one plain forward pass). The output is the
+    log of the mean probability, a valid logit vector as for an :class:`Ensemble`.
+    A subclass of ``nn.Sequential`` so its weights keep the plain network's names:
+    the same checkpoint loads with or without averaging.
+    """
+
+    def __init__(self, *layers: nn.Module, shift: int = 0):
+        super().__init__(*layers)
+        self.shift = shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self.shift == 0:
+            return super().forward(x)
+        probs = sum(super(ShiftAveraged, self).forward(copy).float().softmax(dim=1)
+                    for copy in shifted_copies(x, self.shift))
+        return (probs / (2 * self.shift + 1) ** 2).clamp_min(1e-12).log()
+
+
+def best_single(width: int = 16, dropout: float = 0.1, tta_shift: int = 0) -> nn.Sequential:
     """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
 
     ``width`` channels in the first stage, doubled in each of the next two.
+    ``tta_shift``: in eval mode, average over inputs shifted by up to that many pixels.
     """
+    if tta_shift < 0:
+        raise ValueError(f"tta_shift must be at least 0, got {tta_shift}")
     w1, w2, w3 = width, 2 * width, 4 * width
-    return nn.Sequential(
+    return ShiftAveraged(
         conv_block(1, w1, batchnorm=True, pool=False),
         conv_block(w1, w1, batchnorm=True),
         conv_block(w1, w2, batchnorm=True, pool=False),
         conv_block(w2, w2, batchnorm=True),
         conv_block(w2, w3, batchnorm=True, pool=False),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-        nn.Linear(w3, 10),
+        nn.Linear(w3, 10), shift=tta_shift,
     )
 
 
-def best(width: int = 16, dropout: float = 0.1, members: int = 1) -> nn.Module:
+def best(width: int = 16, dropout: float = 0.1, members: int = 1,
+         tta_shift: int = 0) -> nn.Module:
     """The best CNN: :func:`best_single`, or an :class:`Ensemble` of ``members`` of them."""
     if members == 1:
-        return best_single(width, dropout)
-    return Ensemble([best_single(width, dropout) for _ in range(members)])
+        return best_single(width, dropout, tta_shift)
+    return Ensemble([best_single(width, dropout, tta_shift) for _ in range(members)])
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from digitlab.engine import Network, Recipe
 
-BEST_NETWORK = Network("best", {"width": 16, "members": 1})
+BEST_NETWORK = Network("best", {"width": 16, "members": 1, "tta_shift": 1})
 # Chosen by benchmarks/mnist_cnn_recipe.py (make mnist-recipe): 4-fold cross-validation on
 # the 4,000 embedded train + validation digits, test split untouched; among the candidates
-# within the training budget, one width-16 network trained 40 epochs had the lowest
-# out-of-fold log-loss (results/mnist/recipe_selection.json). The final model trains on
+# within the training budget, the most accurate out of fold (near ties broken by the
+# out-of-fold log-loss) was one width-16 network trained 30 epochs in batches of 32 (more
+# optimiser steps per epoch), predicting from the average over its input shifted by up to
+# one pixel (results/mnist/recipe_selection.json). The final model trains on
 # train + validation. bf16 autocast and the channels-last layout speed up training on CPUs
 # (benchmarks/mnist_cnn.py measures each). With --noise the same recipe draws fresh noise
 # for every batch (make noisy-recipe compares it with training on the fixed noisy digits).
-BEST = Recipe(optimizer="adamw", lr=0.01, weight_decay=5e-4, schedule="onecycle", epochs=40,
-              batch_size=128, augment=True, precision="bf16", channels_last=True,
+BEST = Recipe(optimizer="adamw", lr=0.01, weight_decay=5e-4, schedule="onecycle", epochs=30,
+              batch_size=32, augment=True, precision="bf16", channels_last=True,
               train_on_val=True)
 
 REFERENCE_NETWORK = Network("reference")
