@@ -23,15 +23,19 @@ time budget, the most accurate out of fold, where accuracies within 0.1 point
 (:data:`TIE_POINTS`, 4 digits of 4,000) count as a tie that the lower
 out-of-fold log-loss breaks. Accuracy is what the recipe is for, but a digit
 or two is noise; log-loss then separates close candidates better (though it
-is unfair to label smoothing, which caps every probability on purpose). A candidate fits when its training compute
-(``compute``: width-16 network-epochs) is at most :data:`BUDGET`, sized so
-that training on 4,000 digits stays under 60 s on 2 cores even on a slow run
-(each candidate's measured seconds per network-epoch are in the results
-file); ``make mnist-bench`` times the chosen one.
+is unfair to label smoothing, which caps every probability on purpose). A
+candidate fits when its training compute (``compute``: width-16
+network-epochs) is at most :data:`BUDGET`, sized so that training on 4,000
+digits stays under 60 s on 2 cores even on a slow run (each candidate's
+measured seconds per network-epoch are in the results file; a batch of 32
+costs somewhat more per image than one of 128, within the margin);
+``make mnist-bench`` times the chosen one.
 ``digitlab.mnist.recipes.BEST`` is that candidate, trained on all 4,000 digits.
 
 Prints one line per candidate; writes ``results/mnist/recipe_selection.json``
-and ``results/mnist/recipe_selection.png`` (with ``--noise``:
+(each candidate's out-of-fold prediction of every digit included),
+``results/mnist/recipe_selection.png`` and, for the chosen candidate, the
+digits it got wrong out of fold, ``recipe_selection_errors.png`` (with ``--noise``:
 ``results/noisy_mnist/recipe_selection_<noise>.json`` and ``.png``, the same
 candidates compared on the corrupted digits). Runs with other options (``--quick``,
 ``--folds``, ``--seed``, ``--source``, another device) write beside those files,
@@ -63,7 +67,7 @@ from digitlab.engine.recipe import DEFAULT_AFFINE
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.noisy.sets import corrupt_splits
 from digitlab.pipeline.benchmarks import add_output_option, output_path
-from digitlab.plots import bar_chart
+from digitlab.plots import bar_chart, image_grid
 from digitlab.repro import save_figure, save_metrics
 
 STRONG_AUGMENT = {"degrees": 15.0, "translate": 0.1, "scale": (0.85, 1.15), "shear": 10.0}
@@ -104,6 +108,7 @@ BUDGET = 45.0
 # Out-of-fold accuracies closer than this are a tie: on 4,000 digits it is 4 digits, while
 # the binomial standard error of an accuracy near 99 % is about 0.16 points.
 TIE_POINTS = 0.001
+MAX_SHOWN = 100  # misread digits drawn for the chosen candidate
 
 
 def noise_candidates(kind: str) -> dict:
@@ -161,6 +166,21 @@ def plot_candidates(results: dict, folds: int, path: Path) -> None:
                           ylim=(max(0.0, low - 0.01), 1.0)), path)
 
 
+def plot_errors(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, name: str,
+                path: Path) -> None:
+    """The digits the chosen candidate got wrong out of fold (the first ``MAX_SHOWN``),
+    titled true -> predicted; no figure when it got none wrong."""
+    wrong = np.flatnonzero(predicted != labels)
+    if len(wrong) == 0:
+        return
+    shown = wrong[:MAX_SHOWN]
+    titles = [f"{labels[i]} -> {predicted[i]}" for i in shown]
+    first = f"the first {len(shown)} of " if len(shown) < len(wrong) else ""
+    save_figure(image_grid(images[shown], titles, ncols=10,
+                           suptitle=f"{name}: {first}{len(wrong)} of {len(labels)} digits "
+                                    "misread out of fold"), path)
+
+
 def parse_args(argv):
     parser = script_parser(__doc__)
     parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"])
@@ -204,7 +224,7 @@ def main(argv=None):
         network, recipe = candidate(changes, args.quick)
         scores = cross_validate(network, recipe, x, y, folds=folds, seed=args.seed,
                                 x_fit=x_clean if recipe.fresh_noise else None, device=device)
-        scores.pop("oof_logits")
+        scores["oof_predictions"] = scores.pop("oof_logits").argmax(1).tolist()
         per_fold = (time.perf_counter() - start) / folds
         # A fold trains on (folds - 1) / folds of the digits; scaled to all of them.
         per_network_epoch = per_fold / compute(network, recipe) * folds / (folds - 1)
@@ -223,6 +243,8 @@ def main(argv=None):
     output = output_path(folder / f"{stem}.json", {**vars(args), "device": device.type},
                          DEFAULTS, args.output)
     plot_candidates(results, folds, output.with_suffix(".png"))
+    plot_errors(images, labels, np.array(results[chosen]["oof_predictions"]), chosen,
+                output.with_name(f"{output.stem}_errors").with_suffix(".png"))
     save_metrics(output, {"candidates": results, "budget_network_epochs": BUDGET,
                           "chosen": chosen,
                           "chosen_accuracy": results[chosen]["accuracy"],

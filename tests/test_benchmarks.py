@@ -6,11 +6,12 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from digitlab.cli import UserError
-from digitlab.data.sources import write_mnist_folder
+from digitlab.data.sources import load_mnist, write_mnist_folder
 from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.benchmarks import output_path, over_seeds
 from digitlab.pipeline.summary import ROWS, lookup
@@ -137,7 +138,34 @@ def test_recipe_benchmark_quick(project_root):
     document, written = run_quick("mnist_cnn_recipe", project_root)
     assert written == "mnist/recipe_selection_quick.json"
     table_keys_hold(document, "mnist/recipe_selection.json")
-    assert set(document["metrics"]["candidates"]) == set(benchmark("mnist_cnn_recipe").CANDIDATES)
+    candidates = document["metrics"]["candidates"]
+    assert set(candidates) == set(benchmark("mnist_cnn_recipe").CANDIDATES)
+    chosen = candidates[document["metrics"]["chosen"]]
+    # the stored out-of-fold predictions are the ones the accuracy was computed from
+    labels = load_mnist("embedded", seed=0).pooled()[1][:400]
+    assert np.mean(np.array(chosen["oof_predictions"]) == labels) == \
+        pytest.approx(chosen["accuracy"])
+    if chosen["accuracy"] < 1:
+        assert (project_root / "results/mnist/recipe_selection_quick_errors.png").is_file()
+
+
+def test_the_misread_digits_figure_shows_each_wrong_digit_once(tmp_path, monkeypatch):
+    module = benchmark("mnist_cnn_recipe")
+    drawn = {}
+
+    def spy(images, titles, **options):
+        drawn.update(images=images, titles=titles)
+        return plt.figure()
+
+    monkeypatch.setattr(module, "image_grid", spy)
+    images = np.arange(5)[:, None, None] * np.ones((5, 28, 28), np.uint8)
+    labels, predicted = np.array([1, 2, 3, 4, 5]), np.array([1, 7, 3, 9, 5])
+    module.plot_errors(images, labels, predicted, "x", tmp_path / "errors.png")
+    assert drawn["titles"] == ["2 -> 7", "4 -> 9"]
+    assert [int(image[0, 0]) for image in drawn["images"]] == [1, 3]
+    assert (tmp_path / "errors.png").is_file()
+    module.plot_errors(images, labels, labels, "x", tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()  # nothing misread, no empty figure
 
 
 @pytest.mark.slow

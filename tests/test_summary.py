@@ -111,3 +111,11 @@ def test_a_failed_make_target_is_recorded_and_shown_as_failed(tmp_path, capsys):
     table = render([r for r in ROWS if r.file == "pipeline_time.json"], tmp_path / "results")
     assert "| `make test` wall time (2 cores) | failed |" in table
     assert f"| `make all` wall time (2 cores) | {saved['all']['minutes']:.1f} min |" in table
+
+    # Re-timing the mended `make test` alone keeps the record of `make all`.
+    (tmp_path / "Makefile").write_text("all:\n\texit 5\ntest:\n\t@echo mended\n")
+    load_benchmark("pipeline_time").main(["--directory", str(tmp_path), "--output",
+                                          str(output), "--targets", "test"])
+    again = json.loads(output.read_text())["metrics"]
+    assert again["all"] == saved["all"]
+    assert again["test"]["failed"] is False and again["test"]["exit_status"] == 0

@@ -132,6 +132,9 @@ CAPTIONS: list[Caption] = [
             "Confusion matrix of the checkpoint {0} on the test set {1}",
             _script("evaluate_model", "--checkpoint models/{0}.pt") + " (with that test set's "
             "options)"),
+    Caption("mnist/recipe_selection_errors.png", MN,
+            "The digits the chosen recipe misread in cross-validation (true -> predicted)",
+            "make mnist-recipe"),
     Caption("mnist/recipe_selection.png", MN,
             "Recipe candidates for the best CNN: cross-validated accuracy on train + validation",
             "make mnist-recipe"),
@@ -148,6 +151,9 @@ CAPTIONS: list[Caption] = [
                                  "cross-validation fold"),
                ("robustness.png", "Accuracy when trained on one corruption (rows) and tested "
                                   "on another (columns)")),
+    Caption("noisy_mnist/recipe_selection_*_errors.png", NZ,
+            "The {0} digits the chosen recipe misread in cross-validation (true -> predicted)",
+            ".venv/bin/python benchmarks/mnist_cnn_recipe.py --noise {0}"),
     Caption("noisy_mnist/recipe_selection_*.png", NZ,
             "Recipe candidates compared by cross-validation on {0} digits",
             ".venv/bin/python benchmarks/mnist_cnn_recipe.py --noise {0}"),
