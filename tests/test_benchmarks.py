@@ -12,6 +12,7 @@ import pytest
 
 from digitlab.cli import UserError
 from digitlab.data.sources import load_mnist, write_mnist_folder
+from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.benchmarks import output_path, over_seeds
 from digitlab.pipeline.summary import ROWS, lookup
@@ -104,6 +105,23 @@ def test_the_recipe_choice_is_the_most_accurate_within_the_budget_near_ties_by_l
     assert module.choose(results) == "four errors more, better log-loss"
     network, recipe = module.candidate(module.CANDIDATES["25 epochs, width 24"], quick=False)
     assert module.compute(network, recipe) == pytest.approx(25 * (24 / 16) ** 2)
+
+
+def test_the_recipe_candidates_do_not_move_with_the_best_recipe_and_one_of_them_is_it():
+    """BEST was chosen by this comparison: rerunning it must give the recorded candidates."""
+    module = benchmark("mnist_cnn_recipe")
+    network, recipe = module.candidate(module.CANDIDATES["40 epochs"], quick=False)
+    assert (recipe.epochs, recipe.batch_size, network.options.get("tta_shift", 0)) == (40, 128, 0)
+    built = [module.candidate(changes, quick=False) for changes in module.CANDIDATES.values()]
+    assert (BEST_NETWORK, BEST.replace(train_on_val=False)) in \
+        [(network, recipe.replace(train_on_val=False)) for network, recipe in built]
+
+
+def test_nothing_within_the_budget_is_no_choice_rather_than_a_crash():
+    module = benchmark("mnist_cnn_recipe")
+    too_costly = {"compute": module.BUDGET + 1, "accuracy": 0.99, "n_images": 4000,
+                  "log_loss": 0.03}
+    assert module.choose({"60 epochs": too_costly}) is None
 
 
 def test_the_recipe_comparison_runs_named_candidates_and_refuses_unknown_ones():

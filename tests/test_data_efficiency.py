@@ -12,7 +12,8 @@ from digitlab.cli import UserError
 from digitlab.data import transforms
 from digitlab.data.transforms import BACKGROUND, random_affine
 from digitlab.engine import Network, Recipe, fit
-from digitlab.mnist.networks import ShiftAveraged, shifted_copies
+from digitlab.mnist.networks import shifted_copies, single_view
+from digitlab.mnist.project import feature_maps
 
 IDENTITY = {"degrees": 0.0, "translate": 0.0, "scale": (1.0, 1.0)}
 
@@ -38,6 +39,12 @@ def test_no_elastic_distortion_leaves_the_affine_draws_as_they_were():
     zero = random_affine(x, zero_gen, elastic_alpha=0.0)
     assert torch.equal(plain, zero)
     assert torch.equal(torch.rand(5, generator=plain_gen), torch.rand(5, generator=zero_gen))
+    # Pixels the augmentation gave for this batch and seed before elastic distortion existed
+    # (digitlab at commit ba635d5): recorded results depend on them.
+    assert plain[0, 0, 14, 10:14].tolist() == pytest.approx(
+        [1.0977561473846436, 0.5949926376342773, 0.9748237133026123, 1.307067632675171],
+        abs=1e-5)
+    assert float(plain.sum()) == pytest.approx(2953.9677734375, rel=1e-5)
 
 
 def test_a_displacement_of_one_pixel_in_x_moves_the_digit_one_pixel(monkeypatch):
@@ -100,11 +107,23 @@ def test_eval_averages_probabilities_over_shifted_inputs_and_training_does_not()
         assert torch.allclose(trained_path, plain(x))  # dropout alike: one plain pass
 
 
-def test_a_checkpoint_loads_with_or_without_shift_averaging():
-    plain = Network("best", {"width": 4}).build(seed=0)
-    averaged = Network("best", {"width": 4, "tta_shift": 1}).build(seed=1)
-    averaged.load_state_dict(plain.state_dict())  # the same weight names
-    assert isinstance(averaged, ShiftAveraged) and isinstance(plain[0], nn.Sequential)
+def test_weights_of_a_plain_network_load_and_predict_alike_without_shifts():
+    """Checkpoints saved before shift averaging existed hold a plain nn.Sequential."""
+    plain = nn.Sequential(*Network("best", {"width": 4}).build(seed=0)).eval()
+    averaged = Network("best", {"width": 4, "tta_shift": 1}).build(seed=1).eval()
+    averaged.load_state_dict(plain.state_dict())
+    x = digit_like(3)
+    with torch.no_grad():
+        with single_view(averaged):
+            assert torch.allclose(averaged(x), plain(x), atol=1e-6)
+        assert averaged.shift == 1  # restored after the block
+        assert not torch.allclose(averaged(x), plain(x), atol=1e-4)  # averaging is back on
+
+
+def test_feature_maps_of_a_shift_averaged_network_come_from_one_pass():
+    model = Network("best", {"width": 4, "tta_shift": 1}).build(seed=0)
+    maps = feature_maps(model, digit_like(1)[0])
+    assert len(maps) == 5  # one per convolution's ReLU, not nine times as many
 
 
 def test_a_negative_shift_is_a_user_error():
@@ -145,3 +164,27 @@ def test_the_kept_weights_are_the_exponential_moving_average_of_the_steps():
 def test_an_impossible_ema_decay_is_one_sentence(decay):
     with pytest.raises(UserError, match=r"the EMA decay must be in \(0, 1\)"):
         Recipe(ema_decay=decay)
+
+
+def test_with_validation_the_kept_weights_are_the_average_of_the_best_epoch():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 2, generator=gen)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+
+    def trained(ema_decay):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+        recipe = Recipe(optimizer="sgd", lr=0.3, momentum=0.0, epochs=8, batch_size=16,
+                        ema_decay=ema_decay)
+        return model, fit(model, (x[:64], y[:64]), (x[64:], y[64:]), recipe, progress=False)
+
+    model, history = trained(0.9)
+    _, raw_history = trained(None)
+    assert history.val_loss != pytest.approx(raw_history.val_loss)  # the average is scored
+    model.eval()
+    with torch.no_grad():
+        kept_loss = F.cross_entropy(model(x[64:]), y[64:])
+    # the kept weights (batch-norm statistics included) score the lowest validation loss
+    # recorded, which was measured on the averaged weights
+    assert float(kept_loss) == pytest.approx(min(history.val_loss), abs=1e-6)
+    assert history.best_epoch == 1 + history.val_loss.index(min(history.val_loss))

@@ -46,7 +46,7 @@ def build(arch: str, family: str | None = None, **options) -> nn.Module:
         raise UserError(f"unknown {what} {arch!r}; choose one of {', '.join(table)}.")
     try:
         return table[arch](**options)
-    except (TypeError, ValueError) as err:
+    except TypeError as err:
         raise UserError(f"bad options {options} for {what} {arch!r}: {err}.") from None
 
 

@@ -20,12 +20,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitlab.cli import UserError
 from digitlab.data.transforms import BACKGROUND
 from digitlab.engine.networks import Ensemble, build
 
@@ -120,6 +122,21 @@ class ShiftAveraged(nn.Sequential):
         return (probs / (2 * self.shift + 1) ** 2).clamp_min(1e-12).log()
 
 
+@contextlib.contextmanager
+def single_view(model: nn.Module) -> Iterator[nn.Module]:
+    """Within this block ``model`` (and any :class:`ShiftAveraged` inside it, e.g. in an
+    ensemble) predicts from the input alone, without shifted copies."""
+    averaged = [m for m in model.modules() if isinstance(m, ShiftAveraged)]
+    shifts = [m.shift for m in averaged]
+    for m in averaged:
+        m.shift = 0
+    try:
+        yield model
+    finally:
+        for m, shift in zip(averaged, shifts, strict=True):
+            m.shift = shift
+
+
 def best_single(width: int = 16, dropout: float = 0.1, tta_shift: int = 0) -> nn.Sequential:
     """Three batch-normalised stages (28 -> 14 -> 7), global average pooling, linear.
 
@@ -127,7 +144,7 @@ def best_single(width: int = 16, dropout: float = 0.1, tta_shift: int = 0) -> nn
     ``tta_shift``: in eval mode, average over inputs shifted by up to that many pixels.
     """
     if tta_shift < 0:
-        raise ValueError(f"tta_shift must be at least 0, got {tta_shift}")
+        raise UserError(f"tta_shift must be at least 0, got {tta_shift}.")
     w1, w2, w3 = width, 2 * width, 4 * width
     return ShiftAveraged(
         conv_block(1, w1, batchnorm=True, pool=False),

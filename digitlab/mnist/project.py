@@ -21,6 +21,7 @@ from torch import nn
 
 from digitlab.engine import Network, Recipe
 from digitlab.engine.predict import model_device
+from digitlab.mnist.networks import single_view
 from digitlab.mnist.variants import Data, Run, results_table, train_run
 
 
@@ -80,7 +81,8 @@ def feature_maps(model: nn.Module, image: torch.Tensor,
     was_training = model.training
     model.eval()
     try:
-        model(image.reshape(1, *image.shape[-3:]).to(model_device(model)))
+        with single_view(model):  # one pass: shifted copies would run every hook nine times
+            model(image.reshape(1, *image.shape[-3:]).to(model_device(model)))
     finally:
         for handle in handles:
             handle.remove()
