@@ -114,12 +114,21 @@ class ShiftAveraged(nn.Sequential):
         super().__init__(*layers)
         self.shift = shift
 
+    # Up to this many images (copies included) go through in one pass: a web request's few
+    # digits then cost one call rather than nine, while large batches keep memory bounded.
+    one_pass_limit = 1024
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.shift == 0:
             return super().forward(x)
-        probs = sum(super(ShiftAveraged, self).forward(copy).float().softmax(dim=1)
-                    for copy in shifted_copies(x, self.shift))
-        return (probs / (2 * self.shift + 1) ** 2).clamp_min(1e-12).log()
+        copies = list(shifted_copies(x, self.shift))
+        if len(x) * len(copies) <= self.one_pass_limit:
+            probs = super().forward(torch.cat(copies)).float().softmax(dim=1)
+            mean = probs.view(len(copies), len(x), -1).mean(0)
+        else:
+            mean = sum(super(ShiftAveraged, self).forward(copy).float().softmax(dim=1)
+                       for copy in copies) / len(copies)
+        return mean.clamp_min(1e-12).log()
 
 
 @contextlib.contextmanager
