@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
 from digitlab.data.sources import load_mnist
+from digitlab.errors import UserError
 from digitlab.generator import pca_kde
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics

@@ -27,8 +27,9 @@ import torch
 from tqdm import tqdm
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
 from digitlab.data.sources import load_mnist
+from digitlab.errors import UserError
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 from digitlab.web import create_app

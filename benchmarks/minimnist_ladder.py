@@ -28,7 +28,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from digitlab import devices, paths
-from digitlab.cli import UserError, add_device, cli, script_parser
+from digitlab.cli import add_device, cli, script_parser
+from digitlab.errors import UserError
 from digitlab.metrics import adjusted_rand_index
 from digitlab.minimnist import dataset
 from digitlab.minimnist.ladder import (

@@ -53,7 +53,6 @@ import numpy as np
 
 from digitlab import devices, paths
 from digitlab.cli import (
-    UserError,
     add_device,
     add_verbose_option,
     cli,
@@ -65,6 +64,7 @@ from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import Network, Recipe, cross_validate
 from digitlab.engine.recipe import DEFAULT_AFFINE
+from digitlab.errors import UserError
 from digitlab.noisy.sets import corrupt_splits
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.plots import bar_chart, image_grid

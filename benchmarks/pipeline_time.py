@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.errors import UserError
 from digitlab.repro import save_metrics
 
 

@@ -1,9 +1,9 @@
-"""User-facing errors, the command-line wrapper that reports them, and the
-argument parser and options every script starts from.
+"""The command-line wrapper that reports user errors, and the argument parser and
+options every script starts from.
 
-A :class:`UserError` is something the person running a script can fix (a
-missing file, a malformed CSV, a bad option). Scripts report it as one
-sentence on stderr with exit status 2 instead of a traceback.
+A :class:`~digitlab.errors.UserError` is something the person running a script
+can fix (a missing file, a malformed CSV, a bad option). Scripts report it as
+one sentence on stderr with exit status 2 instead of a traceback.
 
 The options that several scripts share (``--seed``, ``--source``,
 ``--data-dir``, ``--device``, ``--verbose``) are declared here once, so their
@@ -19,9 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
-class UserError(Exception):
-    """An error the user can fix; its message is one sentence naming the fix."""
+from digitlab.errors import UserError
 
 
 def cli(main: Callable[[Sequence[str] | None], object]):

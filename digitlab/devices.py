@@ -1,7 +1,7 @@
 """Where a run computes: ``--device auto/cpu/cuda/mps`` resolved once per run.
 
 ``auto`` takes CUDA if there is a GPU, else Apple's MPS, else the CPU. Asking
-for a device that is not there is a :class:`~digitlab.cli.UserError` naming
+for a device that is not there is a :class:`~digitlab.errors.UserError` naming
 what is available. :func:`autocast_dtype` says which reduced precision a
 device runs the training forward passes in, :func:`set_threads` applies to the
 CPU only, and :func:`describe` is what every ``metrics.json`` records.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

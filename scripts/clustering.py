@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 from digitlab.minimnist.ladder import fit_kmeans
 from digitlab.repro import atomic_write, save_figure, save_metrics, set_seed

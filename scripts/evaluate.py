@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.errors import UserError
 from digitlab.metrics import clustering_summary
 from digitlab.minimnist import dataset
 from digitlab.minimnist.tables import check_integer_range, read_table

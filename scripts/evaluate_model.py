@@ -24,7 +24,6 @@ from pathlib import Path
 
 from digitlab import devices, paths
 from digitlab.cli import (
-    UserError,
     add_data_options,
     add_device,
     add_seed,
@@ -36,6 +35,7 @@ from digitlab.cli import (
 from digitlab.data.idx import load_idx_pair
 from digitlab.data.noise import NOISE_TYPES, corrupt
 from digitlab.data.sources import load_mnist
+from digitlab.errors import UserError
 from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.noisy.sets import split_seed
 

@@ -21,7 +21,8 @@ import dataclasses
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 from digitlab.repro import save_metrics
 

@@ -21,7 +21,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from digitlab import paths, plots
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 from digitlab.repro import save_figure, save_metrics, set_seed
 

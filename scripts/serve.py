@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
-from digitlab.cli import UserError, add_device, cli, script_parser
+from digitlab.cli import add_device, cli, script_parser
+from digitlab.errors import UserError
 from digitlab.web import create_app
 
 

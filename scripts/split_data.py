@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths, plots
-from digitlab.cli import UserError, cli, script_parser
+from digitlab.cli import cli, script_parser
 from digitlab.data.splits import stratified_indices
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 from digitlab.repro import save_figure, save_metrics, set_seed
 

@@ -35,7 +35,6 @@ from pathlib import Path
 
 from digitlab import devices, paths
 from digitlab.cli import (
-    UserError,
     add_data_options,
     add_device,
     add_seed,
@@ -48,6 +47,7 @@ from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
 from digitlab.engine import Network
 from digitlab.engine.recipe import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+from digitlab.errors import UserError
 from digitlab.mnist.networks import ARCHITECTURES
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save

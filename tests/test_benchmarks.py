@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
 from digitlab.data.sources import load_mnist, write_mnist_folder
+from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.benchmarks import output_path, over_seeds

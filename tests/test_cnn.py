@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.cli import UserError
 from digitlab.data.noise import corrupt
 from digitlab.data.sources import load_mnist, write_mnist_folder
 from digitlab.data.transforms import (
@@ -27,6 +26,7 @@ from digitlab.data.transforms import (
 from digitlab.engine import Network, count_parameters
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.engine.recipe import batch_transform
+from digitlab.errors import UserError
 from digitlab.mnist.networks import ARCHITECTURES, build_cnn
 from digitlab.mnist.recipes import BEST, REFERENCE
 from digitlab.mnist.training import train_and_score

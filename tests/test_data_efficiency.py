@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitlab.cli import UserError
 from digitlab.data import transforms
 from digitlab.data.transforms import BACKGROUND, random_affine
 from digitlab.engine import Network, Recipe, fit
+from digitlab.errors import UserError
 from digitlab.mnist.networks import shifted_copies, single_view
 from digitlab.mnist.project import feature_maps
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.cli import UserError
 from digitlab.data.loader import MNISTDataLoader
 from digitlab.data.splits import Splits
+from digitlab.errors import UserError
 
 N = 150  # not a multiple of the batch size: the last batch is short
 

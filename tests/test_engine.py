@@ -17,11 +17,11 @@ from test_cnn import digits as square_digits  # class k: a bright square in cell
 from torch import nn
 
 from digitlab import devices, engine
-from digitlab.cli import UserError
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import Network, Recipe, cross_validate, fit, runner
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.engine.networks import architectures
+from digitlab.errors import UserError
 from digitlab.paths import PROJECT_ROOT
 
 SGD = Recipe(optimizer="sgd", lr=0.5, momentum=0.0, epochs=15, batch_size=32)
@@ -323,7 +323,7 @@ def test_no_script_benchmark_or_notebook_imports_a_script():
 def test_only_the_shared_core_lives_at_the_top_of_the_package():
     top = {path.name for path in (PROJECT_ROOT / "digitlab").glob("*.py")}
     assert top == {"__init__.py", "paths.py", "repro.py", "cli.py", "devices.py", "metrics.py",
-                   "plots.py"}
+                   "plots.py", "errors.py"}
 
 
 def test_checkpoint_files_are_read_without_running_code(tmp_path):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.cli import UserError
 from digitlab.data.idx import write_idx
 from digitlab.engine import Network
 from digitlab.engine.checkpoint import save_checkpoint
+from digitlab.errors import UserError
 from digitlab.mnist.evaluation import check_test_set
 from digitlab.mnist.networks import build_cnn
 from digitlab.paths import PROJECT_ROOT

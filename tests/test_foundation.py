@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.cli import UserError, cli
+from digitlab.cli import cli
 from digitlab.data.batching import TensorBatches
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write, save_metrics, set_seed
 
 

@@ -15,8 +15,8 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 from sklearn.neighbors import KernelDensity, NearestNeighbors
 
-from digitlab.cli import UserError
 from digitlab.data.sources import load_mnist
+from digitlab.errors import UserError
 from digitlab.generator import pca_kde as gen
 from digitlab.generator import quality
 from digitlab.paths import PROJECT_ROOT

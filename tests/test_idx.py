@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
 from digitlab.data.idx import encode_idx, load_idx_pair, read_idx, write_idx
+from digitlab.errors import UserError
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"

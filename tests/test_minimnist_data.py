@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 
 

@@ -14,7 +14,6 @@ import threading
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
 from digitlab.data.sources import (
     FILES,
     download_mnist,
@@ -23,6 +22,7 @@ from digitlab.data.sources import (
     load_mnist,
     write_mnist_folder,
 )
+from digitlab.errors import UserError
 
 
 def tiny_set(n: int, seed: int):

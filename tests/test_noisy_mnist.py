@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from digitlab import paths
-from digitlab.cli import UserError
 from digitlab.data import noise
 from digitlab.data.sources import load_mnist
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD
 from digitlab.engine import History, predict_proba
 from digitlab.engine import cv as engine_cv
+from digitlab.errors import UserError
 from digitlab.noisy import study
 from digitlab.noisy.dense import build_dense
 from digitlab.noisy.sets import SETS, corrupt_splits, load_manifest, load_set

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.noisy.npy_folder import load_npy_folder, study_sets
 
 N_TRAIN, N_TEST = 240, 50

@@ -11,7 +11,7 @@ from matplotlib.image import imsave
 from matplotlib.text import Text
 from test_minimnist_bad_input import load_script
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.mnist.slides import build_slides, confusions, draw, layer_lines, write_slides
 
 PICTURES = ("architectures_learning_curves.png", "confusion_matrix.png", "misclassified.png",

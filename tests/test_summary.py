@@ -27,7 +27,7 @@ def test_readme_update_replaces_only_the_marked_block(tmp_path):
 def test_a_readme_without_markers_or_a_broken_results_file_is_reported_clearly(tmp_path):
     import pytest
 
-    from digitlab.cli import UserError
+    from digitlab.errors import UserError
 
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from digitlab.cli import UserError
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import to_tensor
 from digitlab.engine import Network, predict_proba
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
+from digitlab.errors import UserError
 from digitlab.generator import pca_kde as gen
 from digitlab.mnist.networks import build_cnn
 from digitlab.web import MAX_CLASSIFY_BODY_BYTES, create_app

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 # IDX type code -> big-endian NumPy dtype

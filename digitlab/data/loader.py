@@ -19,11 +19,11 @@ from collections.abc import Iterator
 
 import torch
 
-from digitlab.cli import UserError
 from digitlab.data.batching import TensorBatches
 from digitlab.data.sources import load_mnist
 from digitlab.data.splits import SPLITS, Splits
 from digitlab.data.transforms import to_tensor
+from digitlab.errors import UserError
 
 
 class MNISTDataLoader:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 NOISE_TYPES = ("awgn", "motion-blur", "contrast-awgn")
 AWGN_SNR_DB = 9.5

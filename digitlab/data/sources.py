@@ -32,9 +32,9 @@ import pooch
 import requests
 
 from digitlab import paths
-from digitlab.cli import UserError
 from digitlab.data.idx import load_idx_pair, write_idx
 from digitlab.data.splits import Splits, stratified_indices
+from digitlab.errors import UserError
 
 log = logging.getLogger(__name__)
 

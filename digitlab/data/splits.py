@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from digitlab import devices
-from digitlab.cli import UserError
 from digitlab.engine.networks import Network
+from digitlab.errors import UserError
 from digitlab.repro import _jsonable, atomic_target, atomic_targets
 
 FORMAT = "digitlab-checkpoint"

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
-from digitlab.cli import UserError
 from digitlab.data.splits import stratified_indices
 from digitlab.engine.networks import Network
 from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
 from digitlab.engine.runner import train
+from digitlab.errors import UserError
 
 
 def check_folds(labels: np.ndarray, folds: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 # The modules whose ARCHITECTURES tables together name every network of the project.
 FAMILIES = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "onecycle", "step")

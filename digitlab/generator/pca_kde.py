@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from digitlab import paths
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 FORMAT = "digitlab-generator"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.minimnist.tables import check_integer_range, read_table
 from digitlab.repro import atomic_write
 

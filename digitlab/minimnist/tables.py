@@ -1,7 +1,7 @@
 """Reading numeric CSV tables with validation a user can act on.
 
 Every problem (missing or empty file, wrong columns, a non-numeric or missing
-cell, a value out of range) becomes a :class:`~digitlab.cli.UserError` whose
+cell, a value out of range) becomes a :class:`~digitlab.errors.UserError` whose
 one sentence names the file, the place (line and column) and the fix.
 Line numbers count the header as line 1, as a text editor shows them.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 
 _MISSING_MARKERS = {"", "nan", "na", "n/a", "null", "none"}
 

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from digitlab import devices
-from digitlab.cli import UserError
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import evaluate, load_checkpoint, predict_logits
+from digitlab.errors import UserError
 from digitlab.plots import confusion_matrix
 from digitlab.repro import save_figure, save_json, save_metrics
 

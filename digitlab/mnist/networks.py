@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitlab.cli import UserError
 from digitlab.data.transforms import BACKGROUND
 from digitlab.engine.networks import Ensemble, build
+from digitlab.errors import UserError
 
 
 def conv_block(c_in: int, c_out: int, *, batchnorm: bool = False, pool: bool = True,

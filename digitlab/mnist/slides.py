@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from matplotlib.lines import Line2D
 
-from digitlab.cli import UserError
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD
+from digitlab.errors import UserError
 from digitlab.repro import atomic_target
 
 COMMAND = "make mnist"  # runs the notebook that writes the metrics and figures

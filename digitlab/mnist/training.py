@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from digitlab.cli import UserError
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import History, Network, Recipe, run
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
+from digitlab.errors import UserError
 from digitlab.plots import learning_curves
 from digitlab.repro import metrics_document, save_figure
 

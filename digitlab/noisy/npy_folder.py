@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.cli import UserError
 from digitlab.data.sources import validation_size
 from digitlab.data.splits import Splits, stratified_indices
+from digitlab.errors import UserError
 from digitlab.noisy.sets import SETS, load_sets
 
 FILES = ("train_images.npy", "train_labels.npy", "test_images.npy", "test_labels.npy")

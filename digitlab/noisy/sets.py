@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import UserError
 from digitlab.data import noise
 from digitlab.data.splits import SPLITS, Splits
+from digitlab.errors import UserError
 from digitlab.repro import atomic_target, save_json
 
 SETS = ("clean", *noise.NOISE_TYPES)

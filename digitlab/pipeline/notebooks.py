@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import paths
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.repro import atomic_target, atomic_write
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitlab import paths
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -35,7 +35,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from digitlab import devices
-from digitlab.cli import UserError
+from digitlab.errors import UserError
 from digitlab.generator.pca_kde import FIT_COMMAND, load_generator, model_path
 from digitlab.web.classifier import TRAIN_COMMAND, checkpoint_path, load_classifier
 from digitlab.web.images import (

@@ -4,7 +4,7 @@
 (default ``models/mnist_cnn.pt``, the one ``make mnist`` trains), readies the
 network for inference (:func:`for_inference`) and moves it to the device given;
 :meth:`Classifier.probabilities` reads a batch of 28x28 MNIST-style digits.
-A missing or unreadable checkpoint is a :class:`~digitlab.cli.UserError` naming
+A missing or unreadable checkpoint is a :class:`~digitlab.errors.UserError` naming
 the command that creates it.
 """
 
@@ -21,10 +21,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digitlab import devices, paths
-from digitlab.cli import UserError
 from digitlab.data.transforms import to_tensor
 from digitlab.engine import predict_proba
 from digitlab.engine.checkpoint import TRAIN_COMMAND, load_checkpoint
+from digitlab.errors import UserError
 
 
 @dataclass
