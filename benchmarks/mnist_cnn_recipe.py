@@ -46,7 +46,6 @@ named by what differs.
 from __future__ import annotations
 
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +53,19 @@ import numpy as np
 from digitlab import devices, paths
 from digitlab.cli import (
     add_device,
+    add_study_options,
     add_verbose_option,
     cli,
     configure_logging,
+    execution_from_args,
     script_parser,
 )
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe, cross_validate
+from digitlab.engine import Network, Recipe
+from digitlab.engine.cv import cv_data, fold_cells, pool_folds
+from digitlab.engine.parallel import run_study
 from digitlab.engine.recipe import DEFAULT_AFFINE
 from digitlab.errors import UserError
 from digitlab.noisy.sets import corrupt_splits
@@ -153,6 +156,32 @@ def choose(results: dict) -> str | None:
     return min(tied, key=lambda name: affordable[name]["log_loss"])
 
 
+def compare(candidates: dict, data: dict, *, folds: int, seed: int, quick: bool, device,
+            execution, folder: Path) -> dict:
+    """Cross-validate every candidate: all their folds are one study, so workers stay busy
+    across candidates and an interrupted comparison resumes where it stopped."""
+    built = {name: candidate(changes, quick) for name, changes in candidates.items()}
+    cells = {name: fold_cells(network, recipe, data, folds=folds, seed=seed, device=device,
+                              inner_val=None, fit_clean=bool(recipe.fresh_noise), name=name)
+             for name, (network, recipe) in built.items()}
+    done = run_study([c for group in cells.values() for c in group], shared=data,
+                     folder=folder, execution=execution, device=device, desc="recipe folds")
+    results = {}
+    for i, (name, (network, recipe)) in enumerate(built.items()):
+        scores = pool_folds(done[i * folds:(i + 1) * folds], data["y"])
+        scores["oof_predictions"] = scores.pop("oof_logits").argmax(1).tolist()
+        per_fold = float(np.mean([f["seconds"] for f in scores["folds"]]))
+        # A fold trains on (folds - 1) / folds of the digits; scaled to all of them.
+        per_network_epoch = per_fold / compute(network, recipe) * folds / (folds - 1)
+        results[name] = {**scores, "seconds_per_fold": per_fold,
+                         "compute": compute(network, recipe),
+                         "seconds_per_network_epoch": per_network_epoch,
+                         "network": network.as_dict(), "config": recipe.as_dict()}
+        print(f"{name:>34}: accuracy {scores['accuracy']:.4f}, log-loss "
+              f"{scores['log_loss']:.4f}, {per_fold:.1f} s per fold", flush=True)
+    return results
+
+
 def select(names: list[str] | None, candidates: dict) -> dict:
     """The candidates called ``names`` (all of them for None)."""
     if names is None:
@@ -201,6 +230,7 @@ def parse_args(argv):
     parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
                         help="run only these candidates (by name, quoted)")
     add_device(parser)
+    add_study_options(parser)
     add_output_option(parser, "mnist/recipe_selection.json (with --noise: "
                               "noisy_mnist/recipe_selection_<noise>.json)")
     add_verbose_option(parser)
@@ -212,7 +242,8 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.verbose)
     device = devices.resolve(args.device)
-    threads = devices.set_threads(device=device)
+    devices.set_threads(args.threads, device)
+    execution = execution_from_args(args)
     clean = load_mnist(args.source, seed=args.seed)
     splits = clean if args.noise is None else corrupt_splits(clean, args.noise, args.seed)
     (images, labels), (clean_images, _) = splits.pooled(), clean.pooled()
@@ -224,32 +255,17 @@ def main(argv=None):
     print(f"{folds}-fold cross-validation on {len(labels)} train + validation digits "
           f"({splits.description}); the test split is not used")
     x, y = as_tensors(images, labels)
-    x_clean = as_tensors(clean_images, labels)[0]
-
-    results = {}
-    for name, changes in candidates.items():
-        start = time.perf_counter()
-        network, recipe = candidate(changes, args.quick)
-        scores = cross_validate(network, recipe, x, y, folds=folds, seed=args.seed,
-                                x_fit=x_clean if recipe.fresh_noise else None, device=device)
-        scores["oof_predictions"] = scores.pop("oof_logits").argmax(1).tolist()
-        per_fold = (time.perf_counter() - start) / folds
-        # A fold trains on (folds - 1) / folds of the digits; scaled to all of them.
-        per_network_epoch = per_fold / compute(network, recipe) * folds / (folds - 1)
-        results[name] = {**scores, "seconds_per_fold": per_fold,
-                         "compute": compute(network, recipe),
-                         "seconds_per_network_epoch": per_network_epoch,
-                         "network": network.as_dict(), "config": recipe.as_dict()}
-        print(f"{name:>34}: accuracy {scores['accuracy']:.4f}, log-loss "
-              f"{scores['log_loss']:.4f}, {results[name]['seconds_per_fold']:.1f} s per fold",
-              flush=True)
-    chosen = choose(results)
-    print(f"chosen within {BUDGET:.0f} network-epochs (most accurate out of fold, ties within "
-          f"{TIE_POINTS:.1%} by log-loss): {chosen or 'none fits the budget'}")
+    data = cv_data(x, y, as_tensors(clean_images, labels)[0])
     stem = "recipe_selection" if args.noise is None else f"recipe_selection_{args.noise}"
     folder = paths.mnist_results() if args.noise is None else paths.noisy_results()
     output = output_path(folder / f"{stem}.json", {**vars(args), "device": device.type},
                          DEFAULTS, args.output)
+    results = compare(candidates, data, folds=folds, seed=args.seed, quick=args.quick,
+                      device=device, execution=execution,
+                      folder=output.with_name(output.stem + "_runs"))
+    chosen = choose(results)
+    print(f"chosen within {BUDGET:.0f} network-epochs (most accurate out of fold, ties within "
+          f"{TIE_POINTS:.1%} by log-loss): {chosen or 'none fits the budget'}")
     plot_candidates(results, folds, output.with_suffix(".png"))
     if chosen is not None:  # the name is built in two parts: the stem may hold dots
         plot_errors(images, labels, np.array(results[chosen]["oof_predictions"]), chosen,
@@ -259,7 +275,7 @@ def main(argv=None):
                           "chosen_accuracy": results[chosen]["accuracy"] if chosen else None,
                           "chosen_log_loss": results[chosen]["log_loss"] if chosen else None},
                  seed=args.seed, config={**vars(args), **devices.describe(device),
-                                         "threads": threads},
+                                         **execution.describe(device)},
                  data={**splits.summary(), "noise": args.noise})
     print(f"written: {output}")
 

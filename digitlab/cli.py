@@ -81,3 +81,30 @@ def configure_logging(verbose: bool = False) -> None:
     """Plain messages at INFO; ``verbose`` adds digitlab's DEBUG lines (not other libraries')."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("digitlab").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def add_study_options(parser: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--scheduler``, ``--threads`` and ``--fresh``: where a study's
+    independent runs go (:mod:`digitlab.engine.parallel`)."""
+    group = parser.add_argument_group("study execution")
+    group.add_argument("--workers", default="1", metavar="N|auto",
+                       help="local worker processes for the study's runs (auto: one per "
+                            "core, or one per GPU with --device cuda)")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on the Dask cluster whose scheduler is at ADDRESS "
+                            "(tcp://host:8786) instead of local workers")
+    group.add_argument("--threads", type=int, default=None,
+                       help="CPU threads per run (default: the cores shared among the "
+                            "workers; runs with the same threads give the same numbers)")
+    group.add_argument("--fresh", action="store_true",
+                       help="rerun every run instead of reusing the ones a previous "
+                            "(interrupted) run of the study stored")
+
+
+def execution_from_args(args: argparse.Namespace):
+    """The :class:`~digitlab.engine.parallel.Execution` the study options ask for."""
+    from digitlab.engine.parallel import Execution, resolve_workers
+
+    workers = args.workers if args.workers == "auto" else resolve_workers(args.workers)
+    return Execution(workers=workers, scheduler=args.scheduler or None, threads=args.threads,
+                     fresh=args.fresh)

@@ -3,20 +3,26 @@
 Every row is predicted once, by a network that never trained on it, so the
 pooled out-of-fold accuracy and log-loss rest on all the rows: a steadier basis
 for choosing a recipe than one small validation split. Each fold is an
-independent :func:`digitlab.engine.runner.train` call. The test split is not an
-argument: cross-validation never sees it.
+independent cell of a study (:mod:`digitlab.engine.parallel`), so folds can run
+on several workers and an interrupted cross-validation resumes; a comparison of
+several recipes puts all their folds in one study (:func:`fold_cells`,
+:func:`pool_folds`). The test split is not an argument: cross-validation never
+sees it.
 """
 
 from __future__ import annotations
+
+import hashlib
+import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
-from tqdm.auto import tqdm
 
 from digitlab.data.splits import stratified_indices
 from digitlab.engine.networks import Network
+from digitlab.engine.parallel import Cell, Execution, run_study
 from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
 from digitlab.engine.runner import train
@@ -31,51 +37,83 @@ def check_folds(labels: np.ndarray, folds: int) -> None:
                         f"{len(labels)} rows (each fold holds every class), got {folds}.")
 
 
-def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
-                   folds: int = 4, seed: int = 0, inner_val: float | None = None,
-                   x_fit: torch.Tensor | None = None, device: str | torch.device = "cpu",
-                   progress: bool = False) -> dict:
-    """Cross-validate ``network`` trained with ``recipe`` on ``(x, y)``.
-
-    Fold ``k`` trains from seed ``seed + k``. ``inner_val``: a stratified share of each
-    fold's training rows held out for its learning curves and early stopping (the
-    recipe's one rule); None trains on all of them for the recipe's epochs.
-    ``x_fit``: rows to train on in place of ``x`` (index-aligned; e.g. the clean
-    digits a fresh-noise recipe corrupts anew), while the held-out fold is always
-    scored on ``x``.
-
-    Returns the pooled out-of-fold ``accuracy`` and ``log_loss``, their per-fold
-    values, the mean and (population) standard deviation of the fold accuracies,
-    per-fold details with histories, and ``oof_logits`` (one row per input row).
-    """
-    labels = y.cpu().numpy()
-    check_folds(labels, folds)
+def cv_data(x: torch.Tensor, y: torch.Tensor, x_fit: torch.Tensor | None = None) -> dict:
+    """The rows every fold of a study shares, with a fingerprint of their content (a
+    stored fold is reused only for the same rows)."""
     if x_fit is not None and len(x_fit) != len(x):
         raise UserError(f"{len(x_fit)} rows to train on for {len(x)} rows to score; "
                         "pass index-aligned arrays.")
-    x_fit = x if x_fit is None else x_fit
-    recipe = recipe.replace(train_on_val=False)
+    digest = hashlib.sha256()
+    for tensor in (x, y) if x_fit is None else (x, y, x_fit):
+        digest.update(tensor.contiguous().cpu().numpy().tobytes())
+    return {"x": x, "y": y, "x_fit": x_fit, "id": digest.hexdigest()[:16]}
+
+
+def fold_indices(labels: np.ndarray, folds: int, seed: int, fold: int,
+                 inner_val: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(training rows, held-out rows, inner validation rows or None) of fold ``fold``."""
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    logits, details = None, []
-    splits = list(splitter.split(np.zeros(len(labels)), labels))
-    for k, (fit_idx, held_idx) in enumerate(tqdm(splits, desc="cross-validation", unit="fold",
-                                                 disable=not progress, leave=False)):
-        val = None
-        if inner_val is not None:
-            kept, inner = stratified_indices(labels[fit_idx], inner_val, seed + k,
-                                             what="a cross-validation fold")
-            fit_idx, val_idx = fit_idx[kept], fit_idx[inner]
-            val = (x[val_idx], y[val_idx])
-        model, history = train(network, recipe, (x_fit[fit_idx], y[fit_idx]), val,
-                               seed=seed + k, device=device, progress=False,
-                               desc=f"fold {k + 1}")
-        held = predict_logits(model, x[held_idx])
-        logits = torch.zeros(len(y), held.shape[1]) if logits is None else logits
-        logits[held_idx] = held
-        loss, accuracy = loss_and_accuracy(held, y[held_idx])
-        details.append({"fold": k + 1, "accuracy": accuracy, "log_loss": loss,
-                        "n_train": len(fit_idx), "n_val": 0 if val is None else len(val[1]),
-                        "n_test": len(held_idx), "history": history.as_dict()})
+    fit_idx, held_idx = list(splitter.split(np.zeros(len(labels)), labels))[fold]
+    if inner_val is None:
+        return fit_idx, held_idx, None
+    kept, inner = stratified_indices(labels[fit_idx], inner_val, seed + fold,
+                                     what="a cross-validation fold")
+    return fit_idx[kept], held_idx, fit_idx[inner]
+
+
+def fit_fold(data: dict, *, network: Network, recipe: Recipe, fold: int, folds: int,
+             seed: int, inner_val: float | None, device: torch.device, fit_clean: bool,
+             rows: str) -> dict:
+    """One fold (0-based ``fold``): train from seed ``seed + fold`` (on the rows of
+    ``data["x_fit"]`` with ``fit_clean``), predict the held-out rows of ``data["x"]``.
+    ``rows`` is the data's fingerprint (it makes the cell's)."""
+    x, y = data["x"], data["y"]
+    x_fit = data["x_fit"] if fit_clean else x
+    fit_idx, held_idx, val_idx = fold_indices(y.cpu().numpy(), folds, seed, fold, inner_val)
+    val = None if val_idx is None else (x[val_idx], y[val_idx])
+    start = time.perf_counter()
+    model, history = train(network, recipe.replace(train_on_val=False),
+                           (x_fit[fit_idx], y[fit_idx]), val, seed=seed + fold, device=device,
+                           progress=False, desc=f"fold {fold + 1}")
+    held = predict_logits(model, x[held_idx])
+    loss, accuracy = loss_and_accuracy(held, y[held_idx])
+    return {"fold": fold + 1, "accuracy": accuracy, "log_loss": loss,
+            "n_train": len(fit_idx), "n_val": 0 if val is None else len(val[1]),
+            "n_test": len(held_idx), "seconds": time.perf_counter() - start,
+            "history": history.as_dict(), "held_index": torch.as_tensor(held_idx),
+            "logits": held}
+
+
+def fold_cells(network: Network, recipe: Recipe, data: dict, *, folds: int = 4, seed: int = 0,
+               inner_val: float | None = None, device: str | torch.device = "cpu",
+               fit_clean: bool = False, name: str = "") -> list[Cell]:
+    """The ``folds`` cells of one cross-validation, named ``"<name> fold k"``;
+    ``fit_clean``: train on ``data["x_fit"]`` (see :func:`cross_validate`)."""
+    check_folds(data["y"].cpu().numpy(), folds)
+    if fit_clean and data["x_fit"] is None:
+        raise UserError("training on other rows than the scored ones needs x_fit.")
+    device = torch.device(device)
+    prefix = f"{name} " if name else ""
+    return [Cell(f"{prefix}fold {k + 1}", fit_fold,
+                 {"network": network, "recipe": recipe, "fold": k, "folds": folds,
+                  "seed": seed, "inner_val": inner_val, "device": device, "fit_clean": fit_clean,
+                  "rows": data["id"]})
+            for k in range(folds)]
+
+
+def pool_folds(fold_results: list[dict], y: torch.Tensor) -> dict:
+    """The cross-validation's scores from its folds' results.
+
+    Returns the pooled out-of-fold ``accuracy`` and ``log_loss``, their per-fold
+    values, the mean and (population) standard deviation of the fold accuracies,
+    per-fold details with histories and seconds, and ``oof_logits`` (one row per
+    input row).
+    """
+    logits = torch.zeros(len(y), fold_results[0]["logits"].shape[1])
+    for result in fold_results:
+        logits[result["held_index"]] = result["logits"]
+    details = [{k: v for k, v in r.items() if k not in ("held_index", "logits")}
+               for r in fold_results]
     fold_accuracy = np.array([d["accuracy"] for d in details])
     return {
         "accuracy": float((logits.argmax(1) == y).float().mean()),
@@ -83,5 +121,30 @@ def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.T
         "fold_accuracy": fold_accuracy.tolist(),
         "fold_log_loss": [d["log_loss"] for d in details],
         "mean": float(fold_accuracy.mean()), "std": float(fold_accuracy.std()),
-        "folds": details, "n_images": len(y), "n_folds": folds, "oof_logits": logits,
+        "folds": details, "n_images": len(y), "n_folds": len(details), "oof_logits": logits,
     }
+
+
+def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
+                   folds: int = 4, seed: int = 0, inner_val: float | None = None,
+                   x_fit: torch.Tensor | None = None, device: str | torch.device = "cpu",
+                   progress: bool = False, execution: Execution | None = None,
+                   folder=None) -> dict:
+    """Cross-validate ``network`` trained with ``recipe`` on ``(x, y)``.
+
+    Fold ``k`` trains from seed ``seed + k``. ``inner_val``: a stratified share of each
+    fold's training rows held out for its learning curves and early stopping (the
+    recipe's one rule); None trains on all of them for the recipe's epochs.
+    ``x_fit``: rows to train on in place of ``x`` (index-aligned; e.g. the clean
+    digits a fresh-noise recipe corrupts anew), while the held-out fold is always
+    scored on ``x``. ``execution`` spreads the folds over workers; ``folder`` stores
+    each finished fold (see :func:`digitlab.engine.parallel.run_study`).
+    Returns :func:`pool_folds`' scores.
+    """
+    data = cv_data(x, y, x_fit)
+    cells = fold_cells(network, recipe, data, folds=folds, seed=seed, inner_val=inner_val,
+                       device=device, fit_clean=x_fit is not None)
+    results = run_study(cells, shared=data, folder=folder, execution=execution,
+                        device=torch.device(device), desc="cross-validation",
+                        progress=progress)
+    return pool_folds(results, y)

@@ -1,0 +1,293 @@
+"""A study's independent runs, executed by one executor and stored as they finish.
+
+A study is a list of named :class:`Cell` objects: a module-level function and
+its keyword arguments, plus data that every cell shares. :func:`run_study`
+hands them to one of three executors and returns the results in the study's
+order, whatever order they finished in:
+
+* ``workers=1``: one after the other in this process (the default);
+* ``workers=N``: N local worker processes (joblib's loky backend, which
+  restarts a worker that dies and pickles the shared data to each task);
+* ``scheduler="tcp://host:8786"``: an existing Dask cluster, through the Dask
+  client directly rather than joblib's dask backend, so that each result is
+  stored the moment it arrives (``as_completed``), the shared data is sent to
+  the workers once (``scatter``), and a run lost with its worker is rescheduled
+  by Dask on another.
+
+A cell's result depends only on its inputs: its seed, its device and its CPU
+thread count, never on the worker or the order. On a CPU the thread count
+changes the last bits of a training run, so it is an input like the seed: each
+local worker gets its share of the cores by default (``threads``), and two
+studies give identical numbers when they run with the same threads per run,
+whatever number of workers spreads them.
+
+With a ``folder``, each finished cell is written there atomically, with a
+fingerprint of its inputs; rerunning the study runs only the cells that are
+missing (or whose inputs changed) and says how many it reused. A cell that
+raises is reported by name with its one-sentence error once every other cell
+is done and stored; the study then raises :class:`StudyError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from digitlab.errors import UserError
+from digitlab.repro import atomic_target
+
+log = logging.getLogger(__name__)
+
+
+class StudyError(UserError):
+    """Some runs of a study failed; the others' results are stored."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One independent run of a study: ``fn(shared, **kwargs)``.
+
+    ``fn`` must be importable by name (a module-level function) so that a worker
+    process or a Dask worker can run it; its result must be made of tensors,
+    numbers, strings, lists and dicts, so that it can be stored and read back
+    without running code. ``kwargs`` must have a stable ``repr`` (numbers,
+    strings, tuples, dataclasses such as ``Network`` and ``Recipe``): it is the
+    cell's fingerprint.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        function = f"{self.fn.__module__}.{self.fn.__qualname__}"
+        text = repr((function, sorted(self.kwargs.items())))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str, device: torch.device | None = None) -> int:
+    """``auto``: one worker per GPU on a CUDA device, else one per core."""
+    if workers == "auto":
+        if device is not None and device.type == "cuda":
+            return max(1, torch.cuda.device_count())
+        return usable_cores()
+    try:
+        count = int(workers)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise UserError(f"workers must be a positive number or 'auto', got {workers!r}.")
+    return count
+
+
+def threads_per_run(workers: int, threads: int | None = None) -> int:
+    """The CPU threads each run uses: ``threads`` if given, else an equal share of the
+    cores among the workers."""
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"threads per run must be at least 1, got {threads}.")
+        return threads
+    return max(1, usable_cores() // workers)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", name).strip("-").lower() or "run"
+
+
+class StudyStore:
+    """Finished runs of one study, one file per run: ``folder/<slug of name>.pt``."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def path(self, cell: Cell) -> Path:
+        return self.folder / f"{slug(cell.name)}.pt"
+
+    def load(self, cell: Cell) -> tuple[bool, Any]:
+        """(True, result) when ``cell`` finished before with the same inputs."""
+        path = self.path(cell)
+        if not path.is_file():
+            return False, None
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # a file we cannot read is a run to redo, not a crash
+            log.warning("ignoring unreadable stored run %s (%s)", path, err)
+            return False, None
+        if stored.get("name") != cell.name or stored.get("fingerprint") != cell.fingerprint():
+            return False, None
+        return True, stored["result"]
+
+    def save(self, cell: Cell, result: Any) -> None:
+        with atomic_target(self.path(cell)) as tmp:
+            torch.save({"name": cell.name, "fingerprint": cell.fingerprint(),
+                        "result": result}, tmp)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where a study's runs go: ``workers`` local processes (an int or ``auto``), or the
+    Dask scheduler at ``scheduler``; ``threads`` CPU threads per run (default: each local
+    worker's share of the cores); ``fresh`` reruns what a previous run stored."""
+
+    workers: int | str = 1
+    scheduler: str | None = None
+    threads: int | None = None
+    fresh: bool = False
+
+    def run_threads(self, workers: int) -> int | None:
+        """CPU threads per run with ``workers`` local workers; None: the caller's."""
+        if self.scheduler:  # a Dask worker's cores are its own: one thread per run
+            return 1 if self.threads is None else threads_per_run(1, self.threads)
+        if workers > 1 or self.threads is not None:
+            return threads_per_run(workers, self.threads)
+        return None
+
+    def describe(self, device: torch.device | None = None) -> dict[str, Any]:
+        """What a results file records of where its runs went."""
+        workers = 1 if self.scheduler else resolve_workers(self.workers, device)
+        return {"workers": workers, "scheduler": self.scheduler,
+                "threads_per_run": self.run_threads(workers) or torch.get_num_threads()}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    name: str
+    message: str
+
+
+def _execute(index: int, cell: Cell, shared: Any, threads: int | None,
+             gpu: int | None = None) -> tuple[int, Any]:
+    """Run one cell where it lands (this process, a loky worker or a Dask worker)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if gpu is not None:  # a bare "cuda" device in the cell then means this worker's GPU
+        torch.cuda.set_device(gpu)
+    try:
+        return index, cell.fn(shared, **cell.kwargs)
+    except Exception as err:  # reported with the others' results kept; see run_study
+        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        return index, _Failure(cell.name, message)
+
+
+def _in_process(todo, shared, threads) -> Iterator[tuple[int, Any]]:
+    before = torch.get_num_threads()
+    try:
+        for index, cell in todo:
+            yield _execute(index, cell, shared, threads)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _gpus(device: torch.device | None, workers: int) -> int:
+    """How many GPUs the local workers take turns on (0: none)."""
+    if device is None or device.type != "cuda" or device.index is not None:
+        return 0
+    return min(workers, torch.cuda.device_count())
+
+
+def _local_processes(todo, shared, threads, workers, gpus) -> Iterator[tuple[int, Any]]:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(_execute)(index, cell, shared, threads,
+                                          position % gpus if gpus else None)
+                        for position, (index, cell) in enumerate(todo))
+
+
+def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as err:
+        raise UserError(f"no Dask scheduler answered at {scheduler} ({err}); start one "
+                        "with `dask scheduler` or check the address.") from None
+    with client:
+        shared_future = client.scatter(shared, broadcast=True) if shared is not None else None
+        futures = [client.submit(_execute, index, cell, shared_future, threads, pure=False,
+                                 key=f"{slug(cell.name)}-{cell.fingerprint()}")
+                   for index, cell in todo]
+        for future in as_completed(futures):
+            yield future.result()
+            future.release()
+
+
+def run_study(cells: Sequence[Cell], *, shared: Any = None,
+              folder: str | os.PathLike | None = None, execution: Execution | None = None,
+              device: torch.device | None = None, desc: str = "study",
+              progress: bool = True) -> list[Any]:
+    """Run every cell of a study; return their results in the order of ``cells``.
+
+    ``shared`` is passed as the first argument of every cell (the data, sent to each
+    worker once on a cluster). ``folder``: where finished runs are stored and
+    reused from (unless ``execution.fresh``). ``execution``: local worker
+    processes or a Dask scheduler (:class:`Execution`; default: this process).
+    Threads per run: ``execution.threads``, else each local worker's share of the
+    cores (one per run on a cluster; in this process, the caller's setting).
+    ``device``: with ``workers="auto"`` on CUDA, one worker per GPU; with several local
+    workers and a bare ``cuda`` device, the runs take turns on the GPUs.
+    """
+    execution = execution or Execution()
+    scheduler = execution.scheduler
+    names = [cell.name for cell in cells]
+    if len(set(names)) != len(names):
+        raise UserError(f"a study's runs need distinct names; repeated: "
+                        f"{sorted({n for n in names if names.count(n) > 1})}.")
+    store = StudyStore(folder) if folder is not None else None
+    results: list[Any] = [None] * len(cells)
+    todo = []
+    for index, cell in enumerate(cells):
+        found, result = (False, None) if store is None or execution.fresh else store.load(cell)
+        if found:
+            results[index] = result
+        else:
+            todo.append((index, cell))
+    count = 1 if scheduler else min(resolve_workers(execution.workers, device),
+                                    max(1, len(todo)))
+    threads = execution.run_threads(count)
+    reused = len(cells) - len(todo)
+    where = f"Dask scheduler {scheduler}" if scheduler else (
+        f"{count} worker process{'es' if count > 1 else ''}" if count > 1 else "this process")
+    if reused:
+        log.info("%s: reusing %d of %d finished runs from %s", desc, reused, len(cells),
+                 store.folder)
+    if scheduler:
+        finished = _dask(todo, shared, threads, scheduler)
+    elif count > 1:
+        finished = _local_processes(todo, shared, threads, count, _gpus(device, count))
+    else:
+        finished = _in_process(todo, shared, threads)
+    failures = []
+    bar = tqdm(total=len(cells), initial=reused, desc=desc, unit="run", disable=not progress,
+               postfix={"on": where, "threads": threads or torch.get_num_threads()})
+    with bar:
+        for index, result in finished:
+            if isinstance(result, _Failure):
+                failures.append(result)
+                log.error("%s failed: %s", result.name, result.message)
+            else:
+                results[index] = result
+                if store is not None:
+                    store.save(cells[index], result)
+            bar.update()
+    if failures:
+        kept = f"; the other results are stored in {store.folder}" if store else ""
+        details = "; ".join(f"{f.name}: {f.message}" for f in failures)
+        raise StudyError(f"{len(failures)} of {len(cells)} runs failed ({details}){kept}; "
+                         "rerunning the study runs only what is missing.")
+    return results

@@ -1,0 +1,207 @@
+"""Studies: the same numbers whatever runs them, nothing lost on interruption.
+
+The references are the same study run one cell after another in this process:
+a study spread over workers or a Dask cluster must give exactly those numbers.
+The cluster is a real ``dask.distributed.LocalCluster`` of two worker processes
+on 127.0.0.1, closed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from digitlab.data.sources import load_mnist
+from digitlab.data.transforms import as_tensors
+from digitlab.engine import Network, Recipe
+from digitlab.engine import cv as cv_module
+from digitlab.engine.cv import cross_validate
+from digitlab.engine.parallel import (
+    Cell,
+    Execution,
+    StudyError,
+    StudyStore,
+    resolve_workers,
+    run_study,
+    threads_per_run,
+)
+from digitlab.errors import UserError
+
+NETWORK = Network("cnn2", {"channels": (4, 8)})
+RECIPE = Recipe(optimizer="adam", lr=3e-3, epochs=1, batch_size=64, augment=True)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = as_tensors(*load_mnist("embedded", seed=0).pooled())
+    return x[:480], y[:480]
+
+
+@pytest.fixture(scope="module")
+def reference(digits):
+    """The study run in this process, one fold after another, one thread per run."""
+    return cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3,
+                          execution=Execution(threads=1))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  worker_dashboard_address=None) as local:
+        yield local
+
+
+def same_scores(a: dict, b: dict) -> None:
+    assert torch.equal(a["oof_logits"], b["oof_logits"])
+    assert a["fold_accuracy"] == b["fold_accuracy"]
+    assert a["accuracy"] == b["accuracy"] and a["log_loss"] == b["log_loss"]
+
+
+def test_local_worker_processes_give_the_numbers_of_one_process(digits, reference):
+    spread = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3,
+                            execution=Execution(workers=2, threads=1))
+    same_scores(spread, reference)
+
+
+def test_a_dask_cluster_gives_the_numbers_of_one_process(digits, reference, cluster):
+    on_cluster = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3,
+                                execution=Execution(scheduler=cluster.scheduler_address))
+    same_scores(on_cluster, reference)
+
+
+def test_a_killed_worker_is_replaced_and_the_study_completes_unchanged(digits, reference,
+                                                                       cluster, tmp_path):
+    """Kill one worker process once the first fold is stored: Dask reschedules the
+    fold it was running, and every number equals the uninterrupted study's."""
+    from distributed import Client
+
+    with Client(cluster.scheduler_address) as client:
+        pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_after_first_result():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(tmp_path.glob("*.pt")):
+            time.sleep(0.05)
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(len(list(tmp_path.glob("*.pt"))))
+
+    killer = threading.Thread(target=kill_after_first_result, daemon=True)
+    killer.start()
+    result = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3, folder=tmp_path,
+                            execution=Execution(scheduler=cluster.scheduler_address))
+    killer.join(timeout=5)
+    assert killed and killed[0] < 6, "the worker was not killed in the middle of the study"
+    same_scores(result, reference)
+
+
+def test_an_interrupted_study_reruns_only_what_is_missing(digits, reference, tmp_path,
+                                                          monkeypatch, caplog):
+    real_train, calls, first_pass = cv_module.train, [], [True]
+
+    def train_failing_on_fold_4(*args, desc, **kwargs):
+        calls.append(desc)
+        if desc == "fold 4" and first_pass[0]:
+            raise RuntimeError("the machine went away")
+        return real_train(*args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(cv_module, "train", train_failing_on_fold_4)
+    execution = Execution(threads=1)
+    with pytest.raises(StudyError, match=r"1 of 6 runs failed \(fold 4: RuntimeError: the "
+                                         r"machine went away\).*stored in"):
+        cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3, folder=tmp_path,
+                       execution=execution)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == [
+        "fold-1.pt", "fold-2.pt", "fold-3.pt", "fold-5.pt", "fold-6.pt"]
+
+    calls.clear()
+    first_pass[0] = False
+    with caplog.at_level("INFO", logger="digitlab"):
+        resumed = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3, folder=tmp_path,
+                                 execution=execution)
+    assert calls == ["fold 4"]
+    assert "reusing 5 of 6 finished runs" in caplog.text
+    same_scores(resumed, reference)
+
+
+def test_a_stored_run_is_reused_only_for_the_same_inputs(digits, tmp_path, monkeypatch):
+    small = (digits[0][:240], digits[1][:240])
+    cross_validate(NETWORK, RECIPE, *small, folds=2, seed=0, folder=tmp_path,
+                   execution=Execution(threads=1))
+    real_train, calls = cv_module.train, []
+
+    def counting(*args, desc, **kwargs):
+        calls.append(desc)
+        return real_train(*args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(cv_module, "train", counting)
+    for changed in ({"recipe": RECIPE.replace(lr=1e-3)}, {"seed": 1},
+                    {"data": (small[0] * 0.5, small[1])}):
+        calls.clear()
+        cross_validate(NETWORK, changed.get("recipe", RECIPE), *changed.get("data", small),
+                       folds=2, seed=changed.get("seed", 0), folder=tmp_path,
+                       execution=Execution(threads=1))
+        assert calls == ["fold 1", "fold 2"], f"a stored run was reused after {changed}"
+    calls.clear()
+    cross_validate(NETWORK, RECIPE, *small, folds=2, seed=0, folder=tmp_path,
+                   execution=Execution(threads=1, fresh=True))
+    assert calls == ["fold 1", "fold 2"], "--fresh reused stored runs"
+
+
+def double(shared, *, value):
+    return {"twice": torch.tensor([2 * value + shared])}
+
+
+def test_results_come_back_in_the_study_order_and_unreadable_files_are_redone(tmp_path):
+    cells = [Cell(f"cell {v}", double, {"value": v}) for v in (5, 1, 4)]
+    first = run_study(cells, shared=10, folder=tmp_path, progress=False)
+    assert [r["twice"].item() for r in first] == [20, 12, 18]
+    StudyStore(tmp_path).path(cells[1]).write_bytes(b"half a file")
+    again = run_study(cells, shared=10, folder=tmp_path, progress=False)
+    assert [r["twice"].item() for r in again] == [20, 12, 18]
+
+
+def test_study_options_are_checked():
+    assert threads_per_run(2, None) >= 1 and threads_per_run(3, 4) == 4
+    assert resolve_workers("3") == 3
+    for bad in ("0", "-2", "many"):
+        with pytest.raises(UserError, match="workers must be a positive number or 'auto'"):
+            resolve_workers(bad)
+    with pytest.raises(UserError, match="distinct names"):
+        run_study([Cell("a", double, {"value": 1}), Cell("a", double, {"value": 2})],
+                  shared=0, progress=False)
+
+
+def test_no_scheduler_at_the_address_is_one_sentence():
+    with pytest.raises(UserError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
+        run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
+                  execution=Execution(scheduler="tcp://127.0.0.1:9"))
+
+
+def test_the_recipe_comparison_on_a_cluster_matches_one_worker(cluster, tmp_path):
+    """The script's --scheduler and --workers 1 (one thread per run) write the same
+    table; the second run of the same command reuses every stored fold."""
+    from test_benchmarks import benchmark
+
+    recipe_benchmark = benchmark("mnist_cnn_recipe")
+    base = ["--quick", "--only", "15 epochs", "40 epochs, batch 64", "--device", "cpu"]
+    recipe_benchmark.main([*base, "--workers", "1", "--threads", "1",
+                           "--output", str(tmp_path / "one.json")])
+    recipe_benchmark.main([*base, "--scheduler", cluster.scheduler_address,
+                           "--output", str(tmp_path / "cluster.json")])
+    one, spread = (json.loads((tmp_path / f"{n}.json").read_text())["metrics"]["candidates"]
+                   for n in ("one", "cluster"))
+    for name in one:
+        for key in ("accuracy", "log_loss", "fold_accuracy", "oof_predictions"):
+            assert one[name][key] == spread[name][key], (name, key)
+    assert sorted(p.name for p in (tmp_path / "cluster_runs").glob("*.pt")) == [
+        "15-epochs-fold-1.pt", "15-epochs-fold-2.pt",
+        "40-epochs-batch-64-fold-1.pt", "40-epochs-batch-64-fold-2.pt"]
