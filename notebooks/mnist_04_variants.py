@@ -52,6 +52,8 @@ hidden = 128  # units of the fully connected layer every variant has
 device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 batch_size = 64
 threads = 1  # torch threads (0: one per core); one was faster than two on a shared 2-core machine
+workers = 1  # local worker processes for the twelve runs ("auto": one per core or GPU)
+scheduler = None  # or a Dask scheduler's address, "tcp://host:8786", to run them on a cluster
 
 # %% [markdown]
 # ## Setup
@@ -62,6 +64,7 @@ import numpy as np
 from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
+from digitlab.engine.parallel import Execution
 from digitlab.mnist.networks import build_cnn
 from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.mnist.variants import (
@@ -110,7 +113,9 @@ for variant in VARIANTS:
 table, histories = variants_study(train, val, arch="cnn2", channels=tuple(channels),
                                   hidden=hidden, epochs=epochs, batch_size=batch_size, seed=seed,
                                   out_dir=out / "runs", data=splits.summary(),
-                                  device=device)
+                                  device=device, execution=Execution(
+                                      workers=workers, scheduler=scheduler,
+                                      threads=threads or None))
 table[["variant", "optimizer", "parameters", "val_accuracy", "epochs_to_converge",
        "final_val_acc", "train_seconds"]]
 

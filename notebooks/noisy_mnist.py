@@ -46,6 +46,8 @@ robustness_model = "cnn"  # the CNN trained on every set for the robustness matr
 max_train = 4000  # training digits per set at most, so full MNIST fits the time budget
 data_dir = None  # a folder with your own four .npy files; None: the make_noisy_mnist.py sets
 device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
+workers = 1  # local worker processes for the folds and the robustness matrix ("auto": per core)
+scheduler = None  # or a Dask scheduler's address, "tcp://host:8786", to run them on a cluster
 
 # %% [markdown]
 # ## Setup
@@ -56,6 +58,7 @@ import pandas as pd
 from IPython.display import display
 
 from digitlab import devices, paths, plots
+from digitlab.engine.parallel import Execution
 from digitlab.noisy import study
 from digitlab.noisy.npy_folder import study_sets
 from digitlab.pipeline.notebooks import figure_saver
@@ -64,6 +67,7 @@ from digitlab.repro import save_metrics, set_seed
 set_seed(seed)
 device = devices.resolve(device)
 threads = devices.set_threads(1, device)  # small networks: a second thread mostly waits
+execution = Execution(workers=workers, scheduler=scheduler, threads=threads)
 # The make_noisy_mnist.py sets (only those its last run wrote), or your folder's one set.
 source, noise_settings, sets = study_sets(data_dir, seed=seed)
 own_files = noise_settings is None
@@ -191,7 +195,8 @@ train_and_report("cnn_improved")
 pool_images = np.concatenate([data.train_images, data.val_images])
 pool_labels = np.concatenate([data.train_labels, data.val_labels])
 cv = study.cross_validate(models[cv_model], pool_images, pool_labels, n_splits=cv_folds,
-                          seed=seed, device=device)
+                          seed=seed, device=device, execution=execution,
+                          folder=out / "study" / f"cv_{cv_model}")
 for fold in cv["folds"]:
     print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} digits")
 print(f"{study.LABELS[cv_model]}: {cv['mean']:.4f} ± {cv['std']:.4f} "
@@ -216,7 +221,8 @@ if len(sets) < 2:
 else:
     reuse = {noise: trained[robustness_model]} if robustness_model in trained else {}
     robust = study.robustness_matrix(models[robustness_model], sets, seed=seed, trained=reuse,
-                                     device=device)
+                                     device=device, execution=execution,
+                                     folder=out / "study" / f"robustness_{robustness_model}")
     matrix = np.array(robust["accuracy"])
     diagonal, off = np.diag(matrix), matrix[~np.eye(len(names), dtype=bool)]
     robust.update(diagonal_mean=float(diagonal.mean()), off_diagonal_mean=float(off.mean()),

@@ -12,7 +12,6 @@ sees it.
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from digitlab.data.splits import stratified_indices
 from digitlab.engine.networks import Network
-from digitlab.engine.parallel import Cell, Execution, run_study
+from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
 from digitlab.engine.runner import train
@@ -43,10 +42,8 @@ def cv_data(x: torch.Tensor, y: torch.Tensor, x_fit: torch.Tensor | None = None)
     if x_fit is not None and len(x_fit) != len(x):
         raise UserError(f"{len(x_fit)} rows to train on for {len(x)} rows to score; "
                         "pass index-aligned arrays.")
-    digest = hashlib.sha256()
-    for tensor in (x, y) if x_fit is None else (x, y, x_fit):
-        digest.update(tensor.contiguous().cpu().numpy().tobytes())
-    return {"x": x, "y": y, "x_fit": x_fit, "id": digest.hexdigest()[:16]}
+    rows = fingerprint_arrays(*((x, y) if x_fit is None else (x, y, x_fit)))
+    return {"x": x, "y": y, "x_fit": x_fit, "id": rows}
 
 
 def fold_indices(labels: np.ndarray, folds: int, seed: int, fold: int,

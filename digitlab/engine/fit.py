@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,11 @@ class History:
     def as_dict(self) -> dict:
         return {**self.__dict__, "train_seconds": self.train_seconds,
                 "val_accuracy": self.val_accuracy}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> History:
+        """The history :meth:`as_dict` wrote (its derived keys are recomputed)."""
+        return cls(**{f.name: record[f.name] for f in fields(cls)})
 
 
 def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed: int = 0,

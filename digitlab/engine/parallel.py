@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -72,6 +73,18 @@ class Cell:
         function = f"{self.fn.__module__}.{self.fn.__qualname__}"
         text = repr((function, sorted(self.kwargs.items())))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint_arrays(*arrays) -> str:
+    """A short digest of some arrays' content (NumPy or torch): a cell that names its
+    data by it is reused only for the same rows."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().numpy()
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
 
 
 def usable_cores() -> int:

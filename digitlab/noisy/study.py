@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from digitlab import engine
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import flatten_tensor, to_tensor
 from digitlab.engine import History, Network, Recipe
+from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.noisy.dense import ARCHITECTURES as DENSE
 
 
@@ -114,41 +114,63 @@ def score(trained: Trained, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def cross_validate(config: Model, images: np.ndarray, labels: np.ndarray, *,
                    n_splits: int = 5, seed: int = 0, inner_val: float = 0.1, device="cpu",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, execution: Execution | None = None,
+                   folder=None) -> dict:
     """Stratified k-fold cross-validation of ``config`` (:func:`digitlab.engine.cross_validate`).
 
     Each fold trains on the other folds, minus a stratified ``inner_val`` share used
     for its learning curves and for keeping the best epoch, and is scored once on the
     held-out fold. Returns per-fold accuracies and histories, their mean and
-    (population) standard deviation, and the pooled out-of-fold accuracy.
+    (population) standard deviation, and the pooled out-of-fold accuracy. The folds
+    are a study: ``execution`` spreads them over workers, ``folder`` keeps each one.
     """
     result = engine.cross_validate(config.network, config.recipe, *config.data(images, labels),
                                    folds=n_splits, seed=seed, inner_val=inner_val,
-                                   device=device, progress=progress)
+                                   device=device, progress=progress, execution=execution,
+                                   folder=folder)
     result.pop("oof_logits")
     return {**result, "accuracies": result["fold_accuracy"]}
 
 
+def robustness_row(sets: dict[str, Splits], *, config: Model, train_name: str, seed: int,
+                   device, rows: str) -> list[float]:
+    """Train ``config`` on one set and return its accuracy on every set's test split."""
+    s = sets[train_name]
+    trained = train(config, *s.split("train"), *s.split("val"), seed=seed, device=device,
+                    progress=False, desc=f"train on {train_name}")
+    return test_row(trained, sets)
+
+
+def test_row(trained: Trained, sets: dict[str, Splits]) -> list[float]:
+    row = []
+    for test_set in sets.values():
+        images, labels = test_set.split("test")
+        row.append(float(np.mean(predict(trained, images) == labels)))
+    return row
+
+
 def robustness_matrix(config: Model, sets: dict[str, Splits], *, seed: int = 0,
                       trained: dict[str, Trained] | None = None, device="cpu",
-                      progress: bool = True) -> dict:
+                      progress: bool = True, execution: Execution | None = None,
+                      folder=None) -> dict:
     """Train ``config`` on each set's train split, test on every set's test split.
 
     ``trained`` supplies models already fitted with ``config`` on some sets
-    (keyed by set name) so that they are not trained twice. Returns the
-    accuracy matrix (rows: training set, columns: test set) and its labels.
+    (keyed by set name) so that they are not trained twice; the others are the
+    cells of one study (``execution``, ``folder``: see :func:`run_study`). Returns
+    the accuracy matrix (rows: training set, columns: test set) and its labels.
     """
     names = list(sets)
     trained = dict(trained or {})
-    matrix = np.zeros((len(names), len(names)))
-    for i, train_name in enumerate(tqdm(names, desc="robustness", disable=not progress,
-                                        unit="model")):
-        if train_name not in trained:
-            s = sets[train_name]
-            trained[train_name] = train(config, *s.split("train"), *s.split("val"), seed=seed,
-                                        device=device, progress=False,
-                                        desc=f"train on {train_name}")
-        for j, test_name in enumerate(names):
-            images, labels = sets[test_name].split("test")
-            matrix[i, j] = np.mean(predict(trained[train_name], images) == labels)
-    return {"train_sets": names, "test_sets": names, "accuracy": matrix.tolist()}
+    rows = fingerprint_arrays(*(array for s in sets.values()
+                                for part in ("train", "val", "test") for array in s.split(part)))
+    device = torch.device(device)
+    cells = [Cell(f"train on {name}", robustness_row,
+                  {"config": config, "train_name": name, "seed": seed, "device": device,
+                   "rows": rows})
+             for name in names if name not in trained]
+    fitted = iter(run_study(cells, shared=sets, folder=folder, execution=execution,
+                            device=device, desc="robustness", progress=progress))
+    matrix = [test_row(trained[name], sets) if name in trained else next(fitted)
+              for name in names]
+    return {"train_sets": names, "test_sets": names, "accuracy": matrix}
