@@ -8,6 +8,12 @@ PY := $(VENV)/bin/python
 SEED ?= 0
 # Where to train and evaluate: auto = a CUDA GPU, else Apple MPS, else the CPU.
 DEVICE ?= auto
+# Where a study's independent runs go: WORKERS local processes (auto: one per core, or per
+# GPU), or the Dask cluster whose scheduler is at SCHEDULER (tcp://host:8786).
+WORKERS ?= 1
+SCHEDULER ?=
+STUDY := --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+NB_STUDY := -p workers $(WORKERS) -p scheduler $(or $(SCHEDULER),null)
 # Extra options for pytest, e.g. `make test PYTEST_ARGS="-k idx -x"`.
 PYTEST_ARGS ?=
 
@@ -49,7 +55,7 @@ mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks, 
 	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED)
 	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED) -p device $(DEVICE)
 	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED) -p device $(DEVICE)
+	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED) -p device $(DEVICE) $(NB_STUDY)
 	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED) -p device $(DEVICE)
 	$(PY) scripts/make_slides.py
 
@@ -59,18 +65,18 @@ slides: setup ## The CNN project's slide deck, results/mnist/slides.pdf, from it
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3 seeds, speed and accuracy (several minutes)
 	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE)
 
-mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (8 candidates x 4 folds: the longest run)
-	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE)
+mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=)
+	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	$(PY) scripts/make_noisy_mnist.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED) -p device $(DEVICE)
+	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED) -p device $(DEVICE) $(NB_STUDY)
 
 noisy-bench: setup ## Noisy MNIST target: best CNN vs DNNs on AWGN digits over 3 seeds (several minutes)
 	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE)
 
 noisy-recipe: setup ## Noisy MNIST: the best CNN's recipe candidates compared on awgn digits by cross-validation (as long as mnist-recipe)
-	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE)
+	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE) $(STUDY)
 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
 	$(PY) scripts/fit_generator.py --seed $(SEED)

@@ -30,14 +30,17 @@ from digitlab import devices, paths
 from digitlab.cli import (
     add_data_options,
     add_device,
+    add_study_options,
     add_verbose_option,
     cli,
     configure_logging,
+    execution_from_args,
     script_parser,
 )
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine.fit import step_throughput
+from digitlab.engine.parallel import Cell, run_study
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
@@ -61,9 +64,12 @@ def speed_options(recipe, train, steps: int, device) -> dict[str, float]:
             for name, (autocast, cl) in settings.items()}
 
 
-def run_network(name, network, recipe, splits, seed, device, progress) -> dict:
+def run_network(data: dict, *, name, network, recipe, seed, device, rows) -> dict:
+    """One cell of the benchmark's study: one network trained from one seed (``rows``:
+    the data's description, part of the cell's fingerprint)."""
+    splits = load_mnist(data["source"], root=data["data_dir"], seed=seed)
     _, _, metrics = train_and_score(network, recipe, splits, seed=seed, device=device,
-                                    progress=progress)
+                                    progress=False)
     result = {key: metrics[key] for key in ("test_accuracy", "n_train", "train_seconds",
                                             "images_per_second", "n_parameters")}
     result.update(network=network.as_dict(), epochs=metrics["epochs_run"],
@@ -120,6 +126,7 @@ def parse_args(argv):
                         help="training steps timed per speed option (default 30, 3 with --quick)")
     parser.add_argument("--threads", type=int, default=None, help="default: one per core")
     add_device(parser)
+    add_study_options(parser, threads=False)
     add_output_option(parser, "mnist/benchmark.json")
     parser.add_argument("--no-progress", action="store_true")
     add_verbose_option(parser)
@@ -140,20 +147,24 @@ def main(argv=None):
     output = output_path(paths.mnist_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)
 
-    runs: dict[str, list[dict]] = {"best": [], "reference": []}
-    for seed in seeds:
-        splits = load_mnist(args.source, root=args.data_dir, seed=seed)
-        if seed == seeds[0]:
-            print(f"data: {splits.description}; {devices.device_name(device)}, "
-                  f"{threads or 'GPU'} thread(s); seeds {seeds}")
-            speeds = speed_options(best, as_tensors(*splits.split("train")), steps, device)
-            print("best CNN training step, images/s: " +
-                  ", ".join(f"{name} {value:.0f}" for name, value in speeds.items()) +
-                  f" (native bfloat16: {devices.cpu_has_bf16() if device.type == 'cpu' else '-'})")
-        for name, network, recipe in (("best", BEST_NETWORK, best),
-                                      ("reference", REFERENCE_NETWORK, reference)):
-            runs[name].append(run_network(name, network, recipe, splits, seed, device,
-                                          not args.no_progress))
+    splits = load_mnist(args.source, root=args.data_dir, seed=seeds[0])
+    print(f"data: {splits.description}; {devices.device_name(device)}, "
+          f"{threads or 'GPU'} thread(s); seeds {seeds}")
+    speeds = speed_options(best, as_tensors(*splits.split("train")), steps, device)
+    print("best CNN training step, images/s: " +
+          ", ".join(f"{name} {value:.0f}" for name, value in speeds.items()) +
+          f" (native bfloat16: {devices.cpu_has_bf16() if device.type == 'cpu' else '-'})")
+    networks = {"best": (BEST_NETWORK, best), "reference": (REFERENCE_NETWORK, reference)}
+    cells = [Cell(f"{name} seed {seed}", run_network,
+                  {"name": name, "network": network, "recipe": recipe, "seed": seed,
+                   "device": device, "rows": splits.description})
+             for seed in seeds for name, (network, recipe) in networks.items()]
+    execution = execution_from_args(args)
+    results = run_study(cells, shared={"source": args.source, "data_dir": args.data_dir},
+                        folder=output.with_name(output.stem + "_runs"), execution=execution,
+                        device=device, desc="benchmark runs", progress=not args.no_progress)
+    runs = {name: [r for cell, r in zip(cells, results, strict=True)
+                   if cell.kwargs["name"] == name] for name in networks}
     summary = summarise(runs, seeds)
     report = {**summary, "ratios": ratios(summary), "speed_options": speeds,
               "native_bf16": devices.autocast_dtype(device, "bf16") is not None,
@@ -162,7 +173,7 @@ def main(argv=None):
     save_metrics(output, report, seed=seeds[0],
                  config={**vars(args), "seeds": seeds, "speed_steps": steps,
                          "best_recipe": best.as_dict(), "reference_recipe": reference.as_dict(),
-                         **devices.describe(device)},
+                         **devices.describe(device), **execution.describe(device)},
                  data=splits.summary())
     print(f"written: {output}")
 

@@ -83,9 +83,9 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("digitlab").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def add_study_options(parser: argparse.ArgumentParser) -> None:
-    """``--workers``, ``--scheduler``, ``--threads`` and ``--fresh``: where a study's
-    independent runs go (:mod:`digitlab.engine.parallel`)."""
+def add_study_options(parser: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--workers``, ``--scheduler``, ``--threads`` (unless the script declares its own)
+    and ``--fresh``: where a study's independent runs go (:mod:`digitlab.engine.parallel`)."""
     group = parser.add_argument_group("study execution")
     group.add_argument("--workers", default="1", metavar="N|auto",
                        help="local worker processes for the study's runs (auto: one per "
@@ -93,9 +93,10 @@ def add_study_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on the Dask cluster whose scheduler is at ADDRESS "
                             "(tcp://host:8786) instead of local workers")
-    group.add_argument("--threads", type=int, default=None,
-                       help="CPU threads per run (default: the cores shared among the "
-                            "workers; runs with the same threads give the same numbers)")
+    if threads:
+        group.add_argument("--threads", type=int, default=None,
+                           help="CPU threads per run (default: the cores shared among the "
+                                "workers; runs with the same threads give the same numbers)")
     group.add_argument("--fresh", action="store_true",
                        help="rerun every run instead of reusing the ones a previous "
                             "(interrupted) run of the study stored")
@@ -106,5 +107,5 @@ def execution_from_args(args: argparse.Namespace):
     from digitlab.engine.parallel import Execution, resolve_workers
 
     workers = args.workers if args.workers == "auto" else resolve_workers(args.workers)
-    return Execution(workers=workers, scheduler=args.scheduler or None, threads=args.threads,
-                     fresh=args.fresh)
+    return Execution(workers=workers, scheduler=args.scheduler or None,
+                     threads=getattr(args, "threads", None), fresh=args.fresh)
