@@ -169,16 +169,15 @@ def compare(candidates: dict, data: dict, *, folds: int, seed: int, quick: bool,
     results = {}
     for i, (name, (network, recipe)) in enumerate(built.items()):
         scores = pool_folds(done[i * folds:(i + 1) * folds], data["y"])
-        scores["oof_predictions"] = scores.pop("oof_logits").argmax(1).tolist()
-        per_fold = float(np.mean([f["seconds"] for f in scores["folds"]]))
+        per_fold = float(np.mean([f.seconds for f in scores.folds]))
         # A fold trains on (folds - 1) / folds of the digits; scaled to all of them.
         per_network_epoch = per_fold / compute(network, recipe) * folds / (folds - 1)
-        results[name] = {**scores, "seconds_per_fold": per_fold,
+        results[name] = {**scores.to_dict(), "seconds_per_fold": per_fold,
                          "compute": compute(network, recipe),
                          "seconds_per_network_epoch": per_network_epoch,
                          "network": network.as_dict(), "config": recipe.as_dict()}
-        print(f"{name:>34}: accuracy {scores['accuracy']:.4f}, log-loss "
-              f"{scores['log_loss']:.4f}, {per_fold:.1f} s per fold", flush=True)
+        print(f"{name:>34}: accuracy {scores.accuracy:.4f}, log-loss "
+              f"{scores.log_loss:.4f}, {per_fold:.1f} s per fold", flush=True)
     return results
 
 

@@ -194,14 +194,14 @@ train_and_report("cnn_improved")
 # %%
 pool_images = np.concatenate([data.train_images, data.val_images])
 pool_labels = np.concatenate([data.train_labels, data.val_labels])
-cv = study.cross_validate(models[cv_model], pool_images, pool_labels, n_splits=cv_folds,
+cv = study.cross_validate(models[cv_model], pool_images, pool_labels, folds=cv_folds,
                           seed=seed, device=device, execution=execution,
                           folder=out / "study" / f"cv_{cv_model}")
-for fold in cv["folds"]:
-    print(f"fold {fold['fold']}: accuracy {fold['accuracy']:.4f} on {fold['n_test']} digits")
-print(f"{study.LABELS[cv_model]}: {cv['mean']:.4f} ± {cv['std']:.4f} "
+for fold in cv.folds:
+    print(f"fold {fold.fold}: accuracy {fold.accuracy:.4f} on {fold.n_test} digits")
+print(f"{study.LABELS[cv_model]}: {cv.mean:.4f} ± {cv.std:.4f} "
       f"(mean ± std over {cv_folds} folds)")
-show(plots.learning_curves({f"fold {f['fold']}": f["history"] for f in cv["folds"]},
+show(plots.learning_curves({f"fold {f.fold}": f.history for f in cv.folds},
                            title=f"{study.LABELS[cv_model]}: {cv_folds}-fold cross-validation"),
      "cv_curves.png")
 
@@ -257,8 +257,8 @@ margin = reports[best_cnn]["accuracy"] - reports[best_dnn]["accuracy"]
 print(f"\nThe best CNN ({study.LABELS[best_cnn]}, {reports[best_cnn]['accuracy']:.4f}) "
       f"{'beats' if margin > 0 else 'does not beat'} the best DNN ({study.LABELS[best_dnn]}, "
       f"{reports[best_dnn]['accuracy']:.4f}): {margin:+.4f} on the {noise} "
-      f"test set. Cross-validated, the {study.LABELS[cv_model]} scores {cv['mean']:.4f} ± "
-      f"{cv['std']:.4f}.")
+      f"test set. Cross-validated, the {study.LABELS[cv_model]} scores {cv.mean:.4f} ± "
+      f"{cv.std:.4f}.")
 if robust is None:
     print("The robustness matrix was not run: only one set was given.")
 else:
@@ -276,7 +276,7 @@ metrics = {
     "train_seconds": {k: trained[k].history.train_seconds for k in reports},
     "confusion_matrix": {k: reports[k]["confusion_matrix"] for k in reports},
     "history": {k: trained[k].history.as_dict() for k in reports},
-    "cross_validation": {"model": cv_model, "n_splits": cv_folds, **cv},
+    "cross_validation": {"model": cv_model, **cv.to_dict()},
     "robustness": ({"model": robustness_model, **robust} if robust is not None else
                    {"skipped": "only one set was given; the matrix needs every corruption"}),
 }

@@ -191,12 +191,12 @@ def test_cross_validation_predicts_each_row_with_a_network_that_never_saw_it():
     network = Network("cnn2")
     x, y = as_tensors(*square_digits(120, 8))
     learnable = cross_validate(network, recipe, x, y, folds=2)
-    assert learnable["accuracy"] > 0.9 and learnable["n_images"] == 120
-    assert learnable["oof_logits"].shape == (120, 10)
-    assert (learnable["oof_logits"] != 0).any(1).all()  # every row predicted
-    assert [f["n_test"] for f in learnable["folds"]] == [60, 60]
+    assert learnable.accuracy > 0.9 and learnable.n_images == 120
+    assert learnable.oof_logits.shape == (120, 10)
+    assert (learnable.oof_logits != 0).any(1).all()  # every row predicted
+    assert [f.n_test for f in learnable.folds] == [60, 60]
     shuffled = torch.as_tensor(np.random.default_rng(0).permutation(y.numpy()))
-    assert cross_validate(network, recipe, x, shuffled, folds=2)["accuracy"] < 0.35
+    assert cross_validate(network, recipe, x, shuffled, folds=2).accuracy < 0.35
     for folds in (1, 13):  # 120 digits hold 12 of each: at most 12 stratified folds
         with pytest.raises(UserError, match="needs 2 to 12 folds"):
             cross_validate(network, recipe, x, y, folds=folds)
@@ -209,7 +209,7 @@ def test_cross_validation_trains_on_x_fit_and_scores_on_x():
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=8, batch_size=10)
     blank = torch.zeros_like(x)
     result = cross_validate(Network("cnn2"), recipe, x, y, folds=2, x_fit=blank)
-    assert result["accuracy"] <= 0.2
+    assert result.accuracy <= 0.2
     with pytest.raises(UserError, match="index-aligned"):
         cross_validate(Network("cnn2"), recipe, x, y, folds=2, x_fit=blank[:50])
 
@@ -219,10 +219,12 @@ def test_an_inner_validation_split_is_held_out_of_each_fold_and_stratified():
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=2, batch_size=20)
     result = cross_validate(Network("cnn2", {"channels": (4, 8)}), recipe, x, y, folds=4,
                             inner_val=0.2)
-    for fold in result["folds"]:
-        assert (fold["n_train"], fold["n_val"], fold["n_test"]) == (120, 30, 50)
-        assert len(fold["history"]["val_acc"]) == 2
-    assert result["mean"] == pytest.approx(np.mean(result["fold_accuracy"]))
+    for fold in result.folds:
+        assert (fold.n_train, fold.n_val, fold.n_test) == (120, 30, 50)
+        assert len(fold.history["val_acc"]) == 2
+    accuracies = [f.accuracy for f in result.folds]
+    assert result.mean == pytest.approx(sum(accuracies) / 4)
+    assert result.std == pytest.approx((sum((a - result.mean) ** 2 for a in accuracies) / 4) ** 0.5)
 
 
 # --- devices -------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_cross_validation_is_stratified_leak_free_and_summarised(monkeypatch):
 
     monkeypatch.setattr(engine_cv, "train", fake_train)
     monkeypatch.setattr(engine_cv, "predict_logits", fake_logits)
-    cv = study.cross_validate(study.MODELS["dnn"], images, labels, n_splits=5, seed=0,
+    cv = study.cross_validate(study.MODELS["dnn"], images, labels, folds=5, seed=0,
                               progress=False)
     everything = set(range(len(labels)))
     held_out, expected = [], []
@@ -157,25 +157,25 @@ def test_cross_validation_is_stratified_leak_free_and_summarised(monkeypatch):
         expected.append(1 - wrong[held].mean())
     assert len(fits) == 5
     assert sorted(np.concatenate(held_out).tolist()) == sorted(everything)  # each row once
-    assert [f["n_test"] for f in cv["folds"]] == [24] * 5
-    assert cv["accuracies"] == pytest.approx(expected, abs=1e-6)
-    assert cv["mean"] == pytest.approx(np.mean(expected), abs=1e-6)
-    assert cv["std"] == pytest.approx(np.std(expected), abs=1e-6)
-    assert cv["accuracy"] == pytest.approx(1 - wrong.mean(), abs=1e-6)  # pooled out of fold
+    assert [f.n_test for f in cv.folds] == [24] * 5
+    assert cv.fold_accuracy == pytest.approx(expected, abs=1e-6)
+    assert cv.mean == pytest.approx(np.mean(expected), abs=1e-6)
+    assert cv.std == pytest.approx(np.std(expected), abs=1e-6)
+    assert cv.accuracy == pytest.approx(1 - wrong.mean(), abs=1e-6)  # pooled out of fold
     first = [tuple(h) for h in held_out]
     fits.clear()
-    study.cross_validate(study.MODELS["dnn"], images, labels, n_splits=5, seed=0, progress=False)
+    study.cross_validate(study.MODELS["dnn"], images, labels, folds=5, seed=0, progress=False)
     assert [tuple(np.array(sorted(everything - set(t) - set(v)))) for t, v in fits] == first
 
 
 def test_cross_validation_trains_every_fold_and_repeats_with_its_seed():
     images, labels = tiny_set()
     config = study.MODELS["dnn"].replace(epochs=3)
-    cv = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
-    assert all(len(f["history"]["val_acc"]) == 3 for f in cv["folds"])
-    assert cv["mean"] > 0.8  # the toy classes are easy: the folds really train
-    again = study.cross_validate(config, images, labels, n_splits=5, seed=0, progress=False)
-    assert again["accuracies"] == cv["accuracies"]
+    cv = study.cross_validate(config, images, labels, folds=5, seed=0, progress=False)
+    assert all(len(f.history["val_acc"]) == 3 for f in cv.folds)
+    assert cv.mean > 0.8  # the toy classes are easy: the folds really train
+    again = study.cross_validate(config, images, labels, folds=5, seed=0, progress=False)
+    assert again.fold_accuracy == cv.fold_accuracy
 
 
 class Constant(torch.nn.Module):
@@ -253,9 +253,9 @@ def test_notebook_numbers_agree_with_each_other_where_they_must(project_root):
     # Cross-validation pools the 200 training and 60 validation digits into 5 folds.
     cv = m["cross_validation"]
     assert [f["n_test"] for f in cv["folds"]] == [52] * 5
-    assert cv["accuracies"] == [f["accuracy"] for f in cv["folds"]]
-    assert cv["mean"] == pytest.approx(np.mean(cv["accuracies"]))
-    assert cv["std"] == pytest.approx(np.std(cv["accuracies"]))
+    assert cv["fold_accuracy"] == [f["accuracy"] for f in cv["folds"]]
+    assert cv["mean"] == pytest.approx(np.mean(cv["fold_accuracy"]))
+    assert cv["std"] == pytest.approx(np.std(cv["fold_accuracy"]))
     for name in ("robustness.png", "cv_curves.png", "confusion_cnn.png", "curves_dnn.png"):
         assert (project_root / "results/noisy_mnist" / name).exists()
 

@@ -60,9 +60,9 @@ def cluster():
 
 
 def same_scores(a: dict, b: dict) -> None:
-    assert torch.equal(a["oof_logits"], b["oof_logits"])
-    assert a["fold_accuracy"] == b["fold_accuracy"]
-    assert a["accuracy"] == b["accuracy"] and a["log_loss"] == b["log_loss"]
+    assert torch.equal(a.oof_logits, b.oof_logits)
+    assert a.fold_accuracy == b.fold_accuracy
+    assert a.accuracy == b.accuracy and a.log_loss == b.log_loss
 
 
 def test_local_worker_processes_give_the_numbers_of_one_process(digits, reference):

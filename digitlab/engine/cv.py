@@ -13,6 +13,7 @@ sees it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,6 +27,70 @@ from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
 from digitlab.engine.runner import train
 from digitlab.errors import UserError
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """One fold: scored on its ``n_test`` held-out rows by a network trained on ``n_train``
+    rows (``n_val`` more held out inside the fold for early stopping)."""
+
+    fold: int  # 1-based
+    accuracy: float
+    log_loss: float
+    n_train: int
+    n_val: int
+    n_test: int
+    seconds: float
+    history: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """A cross-validation: every row predicted once by a network that never trained on it.
+
+    ``accuracy`` and ``log_loss`` pool the out-of-fold predictions of all the rows
+    (``oof_logits``, one row per input row); ``fold_accuracy``, ``mean`` and ``std``
+    (population) describe the folds one by one.
+    """
+
+    accuracy: float
+    log_loss: float
+    folds: list[FoldScore]
+    n_images: int
+    oof_logits: torch.Tensor = field(repr=False)
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds)
+
+    @property
+    def fold_accuracy(self) -> list[float]:
+        return [f.accuracy for f in self.folds]
+
+    @property
+    def fold_log_loss(self) -> list[float]:
+        return [f.log_loss for f in self.folds]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_accuracy))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fold_accuracy))
+
+    @property
+    def oof_predictions(self) -> list[int]:
+        return self.oof_logits.argmax(1).tolist()
+
+    def to_dict(self) -> dict:
+        """What a ``metrics.json`` records: the scores, the folds with their histories and
+        the out-of-fold predicted classes (not the logits)."""
+        return {"accuracy": self.accuracy, "log_loss": self.log_loss,
+                "fold_accuracy": self.fold_accuracy, "fold_log_loss": self.fold_log_loss,
+                "mean": self.mean, "std": self.std, "n_images": self.n_images,
+                "n_folds": self.n_folds, "folds": [vars(f) for f in self.folds],
+                "oof_predictions": self.oof_predictions}
 
 
 def check_folds(labels: np.ndarray, folds: int) -> None:
@@ -98,35 +163,23 @@ def fold_cells(network: Network, recipe: Recipe, data: dict, *, folds: int = 4, 
             for k in range(folds)]
 
 
-def pool_folds(fold_results: list[dict], y: torch.Tensor) -> dict:
-    """The cross-validation's scores from its folds' results.
-
-    Returns the pooled out-of-fold ``accuracy`` and ``log_loss``, their per-fold
-    values, the mean and (population) standard deviation of the fold accuracies,
-    per-fold details with histories and seconds, and ``oof_logits`` (one row per
-    input row).
-    """
+def pool_folds(fold_results: list[dict], y: torch.Tensor) -> CVResult:
+    """The cross-validation's scores from its folds' results (:func:`fit_fold`)."""
     logits = torch.zeros(len(y), fold_results[0]["logits"].shape[1])
     for result in fold_results:
         logits[result["held_index"]] = result["logits"]
-    details = [{k: v for k, v in r.items() if k not in ("held_index", "logits")}
-               for r in fold_results]
-    fold_accuracy = np.array([d["accuracy"] for d in details])
-    return {
-        "accuracy": float((logits.argmax(1) == y).float().mean()),
-        "log_loss": float(F.cross_entropy(logits, y)),
-        "fold_accuracy": fold_accuracy.tolist(),
-        "fold_log_loss": [d["log_loss"] for d in details],
-        "mean": float(fold_accuracy.mean()), "std": float(fold_accuracy.std()),
-        "folds": details, "n_images": len(y), "n_folds": len(details), "oof_logits": logits,
-    }
+    folds = [FoldScore(**{k: v for k, v in r.items() if k not in ("held_index", "logits")})
+             for r in fold_results]
+    return CVResult(accuracy=float((logits.argmax(1) == y).float().mean()),
+                    log_loss=float(F.cross_entropy(logits, y)), folds=folds,
+                    n_images=len(y), oof_logits=logits)
 
 
 def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
                    folds: int = 4, seed: int = 0, inner_val: float | None = None,
                    x_fit: torch.Tensor | None = None, device: str | torch.device = "cpu",
                    progress: bool = False, execution: Execution | None = None,
-                   folder=None) -> dict:
+                   folder=None) -> CVResult:
     """Cross-validate ``network`` trained with ``recipe`` on ``(x, y)``.
 
     Fold ``k`` trains from seed ``seed + k``. ``inner_val``: a stratified share of each
@@ -136,7 +189,7 @@ def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.T
     digits a fresh-noise recipe corrupts anew), while the held-out fold is always
     scored on ``x``. ``execution`` spreads the folds over workers; ``folder`` stores
     each finished fold (see :func:`digitlab.engine.parallel.run_study`).
-    Returns :func:`pool_folds`' scores.
+    Returns the folds' scores and the pooled out-of-fold ones (:class:`CVResult`).
     """
     data = cv_data(x, y, x_fit)
     cells = fold_cells(network, recipe, data, folds=folds, seed=seed, inner_val=inner_val,

@@ -25,6 +25,7 @@ from digitlab import engine
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import flatten_tensor, to_tensor
 from digitlab.engine import History, Network, Recipe
+from digitlab.engine.cv import CVResult
 from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.noisy.dense import ARCHITECTURES as DENSE
 
@@ -113,23 +114,22 @@ def score(trained: Trained, images: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def cross_validate(config: Model, images: np.ndarray, labels: np.ndarray, *,
-                   n_splits: int = 5, seed: int = 0, inner_val: float = 0.1, device="cpu",
+                   folds: int = 5, seed: int = 0, inner_val: float = 0.1, device="cpu",
                    progress: bool = True, execution: Execution | None = None,
-                   folder=None) -> dict:
+                   folder=None) -> CVResult:
     """Stratified k-fold cross-validation of ``config`` (:func:`digitlab.engine.cross_validate`).
 
     Each fold trains on the other folds, minus a stratified ``inner_val`` share used
     for its learning curves and for keeping the best epoch, and is scored once on the
-    held-out fold. Returns per-fold accuracies and histories, their mean and
-    (population) standard deviation, and the pooled out-of-fold accuracy. The folds
+    held-out fold. Returns the engine's :class:`~digitlab.engine.cv.CVResult`: per-fold
+    accuracies and histories, their mean and (population) standard deviation, and the
+    pooled out-of-fold accuracy. The folds
     are a study: ``execution`` spreads them over workers, ``folder`` keeps each one.
     """
-    result = engine.cross_validate(config.network, config.recipe, *config.data(images, labels),
-                                   folds=n_splits, seed=seed, inner_val=inner_val,
-                                   device=device, progress=progress, execution=execution,
-                                   folder=folder)
-    result.pop("oof_logits")
-    return {**result, "accuracies": result["fold_accuracy"]}
+    return engine.cross_validate(config.network, config.recipe, *config.data(images, labels),
+                                 folds=folds, seed=seed, inner_val=inner_val,
+                                 device=device, progress=progress, execution=execution,
+                                 folder=folder)
 
 
 def robustness_row(sets: dict[str, Splits], *, config: Model, train_name: str, seed: int,
