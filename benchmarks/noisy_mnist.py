@@ -35,10 +35,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose_option, cli, configure_logging, script_parser
+from digitlab.cli import (
+    add_device,
+    add_study_options,
+    add_verbose_option,
+    cli,
+    configure_logging,
+    execution_from_args,
+    script_parser,
+)
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.engine.parallel import Cell, run_study
 from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save
@@ -70,7 +81,7 @@ def run_cnn(clean, noisy, *, fresh_noise: bool, seed: int, epochs, device, workd
                                  test_set={**noisy.summary(), "split": "test"},
                                  out=workdir / name / "evaluate_model", seed=seed, device=device)
     return {"test_accuracy": scored["accuracy"], "n_train": trained["n_train"],
-            "train_seconds": trained["train_seconds"], "checkpoint": checkpoint,
+            "train_seconds": trained["train_seconds"], "checkpoint": str(checkpoint),
             "fresh_noise": recipe.fresh_noise}
 
 
@@ -86,18 +97,19 @@ def run_dense(key: str, splits, seed: int, epochs, device) -> dict:
             "train_seconds": trained.history.train_seconds}
 
 
-def one_seed(args, seed: int, device, workdir: Path) -> dict:
-    clean = load_mnist(args.source, seed=seed)
-    noisy = corrupt_splits(clean, args.noise, seed)
-    epochs = 1 if args.quick else args.epochs
-    common = {"seed": seed, "epochs": epochs, "device": device, "workdir": workdir,
-              "noise": args.noise}
+def one_seed(_, *, source: str, noise: str, seed: int, epochs, device, workdir: str) -> dict:
+    """One cell of the benchmark's study: every model trained and scored from one seed."""
+    clean = load_mnist(source, seed=seed)
+    noisy = corrupt_splits(clean, noise, seed)
+    common = {"seed": seed, "epochs": epochs, "device": device, "workdir": Path(workdir),
+              "noise": noise}
     results = {"cnn": run_cnn(clean, noisy, fresh_noise=True, **common),
                "cnn_fixed_noise": run_cnn(clean, noisy, fresh_noise=False, **common)}
+    threads = torch.get_num_threads()
     devices.set_threads(1, device)  # small dense networks: a second thread mostly waits
     for key in ("dnn", "dnn_improved"):
         results[key] = run_dense(key, noisy, seed, epochs, device)
-    devices.set_threads(None, device)
+    torch.set_num_threads(threads)
     print(f"seed {seed}: " + ", ".join(f"{k} {results[k]['test_accuracy']:.4f}" for k in MODELS),
           flush=True)
     return results | {"data": noisy.summary()}
@@ -126,6 +138,7 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="the first seed only, one epoch per model: checks the plumbing")
     add_device(parser)
+    add_study_options(parser)
     add_output_option(parser, "noisy_mnist/benchmark.json")
     add_verbose_option(parser)
     return parser.parse_args(argv)
@@ -141,10 +154,18 @@ def main(argv=None):
     output = output_path(paths.noisy_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)
     workdir = output.parent / output.stem
-    per_seed = {seed: one_seed(args, seed, device, workdir) for seed in seeds}
+    execution = execution_from_args(args)
+    cells = [Cell(f"seed {seed}", one_seed,
+                  {"source": args.source, "noise": args.noise, "seed": seed, "device": device,
+                   "epochs": 1 if args.quick else args.epochs, "workdir": str(workdir)})
+             for seed in seeds]
+    results = run_study(cells, folder=output.with_name(output.stem + "_runs"),
+                        execution=execution, device=device, desc="benchmark seeds")
+    per_seed = dict(zip(seeds, results, strict=True))
     summary = summarise(per_seed, seeds)
     save_metrics(output, {**summary, "per_seed": per_seed}, seed=seeds[0],
-                 config={**vars(args), "seeds": seeds, **devices.describe(device)},
+                 config={**vars(args), "seeds": seeds, **devices.describe(device),
+                         **execution.describe(device)},
                  data=per_seed[seeds[0]]["data"])
     print(f"\nNoisy MNIST benchmark: {args.noise}, seeds {seeds}, "
           f"{per_seed[seeds[0]]['data']['description']}")
