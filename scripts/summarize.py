@@ -5,8 +5,9 @@ Usage:
     python scripts/summarize.py --update-readme  # also refreshes README.md's results table
 
 Result: a Markdown table whose every value is read from a JSON file under
-results/, with the command that regenerates it; missing files are shown as
-"not run yet". results/index.html shows the same table, then every figure
+results/, with the command that regenerates it; a command whose files are
+missing is no row but one entry of the "Not run yet:" line under the table,
+with what it measures. results/index.html shows the same table, then every figure
 under results/ with its caption and command, and links to the report, the
 slides and the executed notebooks; it opens straight from disk.
 """

@@ -93,7 +93,8 @@ def test_the_page_holds_the_results_table_and_the_documents(results):
     page = Page(html)
     assert re.search(r"K-Means ARI \(seed 0\)</td><td class=\"value\">0\.512</td>", html)
     assert re.search(r"cluster accuracy \(Hungarian\)</td><td class=\"value\">67\.9%</td>", html)
-    assert "not run yet" in html  # every other file is missing here
+    # Every other file is missing here: no row of "not run yet", one line naming each command.
+    assert "not run yet" not in html and html.count('id="not-run"') == 1
     assert "notebooks/train_mini_mnist.ipynb" in page.links
     assert "mnist/report.md" in page.links
     assert "mnist/slides.pdf" not in page.links and "<code>make slides</code>" in html
@@ -101,6 +102,28 @@ def test_the_page_holds_the_results_table_and_the_documents(results):
     # It opens from disk with nothing fetched: no absolute URL, no absolute path.
     assert "http://" not in html and "https://" not in html
     assert not any(link.startswith("/") for link in page.links + page.sources)
+
+
+def test_the_table_shows_what_was_measured_and_names_each_benchmark_not_run_once(results):
+    from digitlab.pipeline.summary import COMMANDS, ROWS
+
+    html = write_page(results).read_text()
+    table = html[html.index('<h2 id="results-table">'):html.index('<h2 id="documents">')]
+    rows = re.findall(r"<tr><td class=\"track\">.*?</tr>", table, re.DOTALL)
+    assert len(rows) == 2 and all("mini_mnist/evaluate_metrics.json" in row for row in rows)
+    line = re.search(r'<p id="not-run">Not run yet: (.*?)\.</p>', table, re.DOTALL).group(1)
+    commands = re.findall(r"<code>(make [\w-]+)</code> \(", line)
+    assert sorted(commands) == sorted({row.command for row in ROWS})  # each exactly once
+    assert "<code>make mnist-bench</code> (best CNN vs the PyTorch example over 3 seeds)" in line
+    assert "<code>make minimnist</code> (" + COMMANDS["make minimnist"] + "; 5 of its 7" in line
+    assert "<code>make app-bench</code> (web app latency under load; needs <code>make " \
+           "generator</code>" in line
+
+
+def test_a_page_with_nothing_measured_says_so_instead_of_an_empty_table(tmp_path):
+    html = write_page(tmp_path).read_text()
+    assert "<table>" not in html and "Nothing measured yet" in html
+    assert "<code>make all</code>" in html
 
 
 def test_links_stay_right_when_the_page_is_written_elsewhere(results, tmp_path):

@@ -13,8 +13,10 @@ def test_table_reads_values_from_results_and_names_missing_files(tmp_path):
     table = render(rows, tmp_path)
     assert "| T | accuracy | 98.8% |" in table
     assert "| T | second | 2 |" in table
-    assert "| U | other | not run yet |" in table and "`make u`" in table
-    assert "| T | typo | missing |" in table
+    assert "| T | typo | missing |" in table  # a file without the key is a (wrong) result
+    # A command none of whose files exist is no row, but one entry of the line under the table.
+    assert "| U |" not in table and "not run yet" not in table
+    assert table.endswith("\n\nNot run yet: `make u` (its results).\n")
 
 
 def test_readme_update_replaces_only_the_marked_block(tmp_path):
@@ -76,7 +78,9 @@ def test_the_best_cnn_rows_read_the_clean_evaluation_even_when_a_noisy_one_is_ne
     assert "| best CNN, test set source | embedded |" in table
     # Only a noisy evaluation: the clean row has nothing to read.
     (tmp_path / "mnist/evaluation/mnist_cnn__test-embedded/metrics.json").unlink()
-    assert "| best CNN, held-out test set | not run yet |" in render(rows, tmp_path)
+    table = render(rows, tmp_path)
+    assert "held-out test set" not in table
+    assert table.startswith("Nothing measured yet") and "Not run yet: `make mnist` (" in table
 
 
 def load_benchmark(name: str):
@@ -119,3 +123,54 @@ def test_a_failed_make_target_is_recorded_and_shown_as_failed(tmp_path, capsys):
     again = json.loads(output.read_text())["metrics"]
     assert again["all"] == saved["all"]
     assert again["test"]["failed"] is False and again["test"]["exit_status"] == 0
+
+
+def test_a_fresh_make_all_leads_with_its_numbers_and_names_each_benchmark_once(tmp_path):
+    """After `make all` (here: one file of each of its steps) every benchmark is missing:
+    the table holds only measured rows, and the line under it names each benchmark's make
+    target once, with what it measures, never as a row."""
+    from digitlab.pipeline.summary import COMMANDS, ROWS
+
+    done = {"mini_mnist/evaluate_metrics.json": {"metrics": {"ari": 0.5, "cluster_accuracy": 0.6}},
+            "generator/metrics.json": {"metrics": {"variance_explained": 0.8}}}
+    for name, document in done.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(json.dumps(document))
+    table = render(ROWS, tmp_path)
+    head, _, line = table.partition("\n\nNot run yet: ")
+    assert head.splitlines()[2] == ("| Mini MNIST | K-Means ARI (seed 0) | 0.500 | `results/"
+                                    "mini_mnist/evaluate_metrics.json` (`make minimnist`) |")
+    rows = head.splitlines()[2:]
+    assert len(rows) == 2 + 3  # the two Mini MNIST values; generator: one value, two "missing"
+    assert all(" not run yet " not in row for row in rows)
+    benchmarks = ["make pipeline-time", "make minimnist-bench", "make mnist-recipe",
+                  "make mnist-bench", "make full-scale-bench", "make noisy-bench",
+                  "make noisy-recipe", "make generator-bench", "make app-bench",
+                  "make classify-bench"]
+    for command in benchmarks:
+        assert f"`{command}`" not in head
+        assert line.count(f"`{command}` ({COMMANDS[command]})") == 1
+    assert "`make mnist-bench` (best CNN vs the PyTorch example over 3 seeds)" in line
+    # make minimnist wrote one of its two files: named once, with how much is missing.
+    assert line.count("`make minimnist` (") == 1 and "5 of its 7 results missing" in line
+    assert line.endswith(".\n") and "\n" not in line[:-1]
+
+
+def test_with_every_result_present_the_table_has_no_not_run_line(tmp_path):
+    rows = [Row("T", "a", "t/m.json", "acc", "pct", "make t"),
+            Row("T", "b", "t/m.json", "n", "int", "make t")]
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "m.json").write_text(json.dumps({"acc": 0.5, "n": 3}))
+    assert render(rows, tmp_path) == ("| track | result | value | source (regenerate with) |\n"
+                                      "| --- | --- | --- | --- |\n"
+                                      "| T | a | 50.0% | `results/t/m.json` (`make t`) |\n"
+                                      "| T | b | 3 | `results/t/m.json` (`make t`) |\n")
+    (tmp_path / "t" / "m.json").unlink()
+    assert render(rows, tmp_path) == ("Nothing measured yet: `make all` runs the pipeline.\n\n"
+                                      "Not run yet: `make t` (its results).\n")
+
+
+def test_every_command_of_the_table_says_what_it_measures():
+    from digitlab.pipeline.summary import COMMANDS, ROWS
+
+    assert {row.command for row in ROWS} == set(COMMANDS)

@@ -1,4 +1,5 @@
-"""The results page, ``results/index.html``: the results table, then every figure under
+"""The results page, ``results/index.html``: the results table (what was measured, then one
+line naming each command not run yet), then every figure under
 ``results/`` grouped by track, each with what it shows, its file and the command that
 regenerates it, and links to the report, the slides and the executed notebooks.
 
@@ -25,7 +26,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from digitlab import paths
-from digitlab.pipeline.summary import ROWS, Row, values
+from digitlab.pipeline.summary import ROWS, Row, split
 from digitlab.repro import atomic_write
 
 MM, MN, NZ, GEN, OTHER = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator", "Other figures"
@@ -243,6 +244,7 @@ def _context(results: Path, output: Path, rows: list[Row], captions: list[Captio
     def href(relative: str) -> str:
         return quote(Path(os.path.relpath(results / relative, output.parent)).as_posix())
 
+    measured, not_run = split(rows, results)
     figures = find_figures(results, captions)
     metrics = _files(results, ".json")
     sections = []
@@ -254,7 +256,8 @@ def _context(results: Path, output: Path, rows: list[Row], captions: list[Captio
                              "figures": shown})
     return {
         "table": [{"row": row, "label": _inline_code(row.label), "value": value}
-                  for row, value in zip(rows, values(rows, results), strict=True)],
+                  for row, value in measured],
+        "not_run": [_inline_code(item.describe()) for item in not_run],
         "documents": [{"title": title, "file": file, "command": command,
                        "exists": (results / file).is_file()}
                       for title, file, command in DOCUMENTS],

@@ -4,6 +4,11 @@ Each :class:`Row` names a JSON file under ``results/``, the key path of one
 number in it, and the command that regenerates the file. The table is written
 to ``results/summary.md`` and, on request, between the ``results`` markers of
 README.md, so no number in the README is typed by hand.
+
+The table holds only what was measured. A command none of whose files exist yet
+(after a fresh ``make all``, every benchmark) is not a row of "not run yet"
+but one entry of the line under the table, with what it measures
+(:data:`COMMANDS`): "Not run yet: `make mnist-bench` (...), ...".
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from digitlab.errors import UserError
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+NOT_RUN = "not run yet"
 
 
 @dataclass(frozen=True)
@@ -68,18 +74,65 @@ def values(rows: list[Row], results: Path | None = None) -> list[str]:
             cache[row.file, row.where] = _find_document(results, row)
         document = cache[row.file, row.where]
         try:
-            out.append("not run yet" if document is None else _value(document, row))
+            out.append(NOT_RUN if document is None else _value(document, row))
         except (KeyError, IndexError, TypeError, ValueError):
             out.append("missing")
     return out
 
 
-def render(rows: list[Row], results: Path | None = None) -> str:
-    """A Markdown table; a row whose file is missing says which command makes it."""
-    lines = ["| track | result | value | source (regenerate with) |", "| --- | --- | --- | --- |"]
+@dataclass(frozen=True)
+class NotRun:
+    """A command whose results are (partly) missing: ``missing`` of its ``total`` rows."""
+
+    command: str
+    what: str  # what the command measures, from COMMANDS
+    missing: int
+    total: int
+
+    def describe(self) -> str:
+        """"`make X` (what it measures)", saying how much is missing when only part is."""
+        what = self.what
+        if self.missing < self.total:
+            what = f"{what}; {self.missing} of its {self.total} results missing"
+        return f"`{self.command}` ({what})"
+
+
+def split(rows: list[Row], results: Path | None = None
+          ) -> tuple[list[tuple[Row, str]], list[NotRun]]:
+    """The measured rows with their values, and each command with rows not run yet, once, in
+    the order of the rows. A file that lacks a key ("missing") or a step that failed
+    ("failed") stays a row: those are results, and wrong ones should be seen."""
+    measured, unread = [], {}
     for row, value in zip(rows, values(rows, results), strict=True):
-        lines.append(f"| {row.track} | {row.label} | {value} | `results/{row.file}` "
-                     f"(`{row.command}`) |")
+        if value == NOT_RUN:
+            unread[row.command] = unread.get(row.command, 0) + 1
+        else:
+            measured.append((row, value))
+    total = {command: sum(row.command == command for row in rows) for command in unread}
+    return measured, [NotRun(command, COMMANDS.get(command, "its results"), n, total[command])
+                      for command, n in unread.items()]
+
+
+def not_run_line(not_run: list[NotRun]) -> str:
+    """"Not run yet: `make A` (...), `make B` (...)." or "" when everything was run."""
+    if not not_run:
+        return ""
+    return "Not run yet: " + ", ".join(item.describe() for item in not_run) + "."
+
+
+def render(rows: list[Row], results: Path | None = None) -> str:
+    """A Markdown table of what was measured, then one line naming each command whose
+    results are missing and what it measures."""
+    measured, not_run = split(rows, results)
+    if measured:
+        lines = ["| track | result | value | source (regenerate with) |",
+                 "| --- | --- | --- | --- |"]
+        lines += [f"| {row.track} | {row.label} | {value} | `results/{row.file}` "
+                  f"(`{row.command}`) |" for row, value in measured]
+    else:
+        lines = ["Nothing measured yet: `make all` runs the pipeline."]
+    if not_run:
+        lines += ["", not_run_line(not_run)]
     return "\n".join(lines) + "\n"
 
 
@@ -138,6 +191,26 @@ def update_readme(table: str, readme: Path) -> None:
 
 
 _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"
+# What each command of the table measures: said in the "Not run yet" line when its files are
+# missing, so a reader knows what the command would add before spending its time.
+COMMANDS = {
+    "make pipeline-time": "the wall time of `make all` and `make test`",
+    "make minimnist": "Mini MNIST: K-Means and the ladder from chance to the small CNN",
+    "make minimnist-bench": "the Mini MNIST targets over 3 seeds, and the random-pixel control",
+    "make mnist": "the best CNN, the NumPy models, the variants study and the CNN project",
+    "make mnist-recipe": "how the best CNN's recipe was chosen, by 4-fold cross-validation; "
+                         "the longest benchmark",
+    "make mnist-bench": "best CNN vs the PyTorch example over 3 seeds",
+    "make full-scale-bench": "the best CNN's recipe on a full-size MNIST-format folder",
+    "make noisy": "dense networks and CNNs on awgn digits, cross-validation, robustness",
+    "make noisy-bench": "best CNN vs the dense network on awgn digits over 3 seeds",
+    "make noisy-recipe": "the recipe comparison on awgn digits",
+    "make generator": "the PCA + KDE generator: variance, bandwidth, sample quality",
+    "make generator-bench": "generated digits the best CNN reads as asked, over 3 seeds",
+    "make app-bench": "web app latency under load; needs `make generator` and `make mnist`",
+    "make classify-bench": "POST /classify on 280x280 PNGs vs the CNN on the 28x28 digits; "
+                           "needs `make mnist`",
+}
 # evaluate_model.py names its folder after the test set: test-embedded offline, test-local
 # or test-download with the real 10,000 test digits, and test-<source>_<noise> after
 # --noise; the clean one is the evaluation whose test set has no noise.
