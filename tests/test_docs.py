@@ -38,9 +38,6 @@ README = ROOT / "README.md"
 GENERATED = ("data/", "results/", "models/")
 TOP_FILES = ("Makefile", "requirements.txt", "pyproject.toml")
 SOURCE_DIRS = ("digitlab", "scripts", "benchmarks", "notebooks", "tests")
-# docs/studies.md is written separately (a study's runs on workers or a Dask cluster): until
-# it is committed, the README's link to it is the one link allowed to point at nothing.
-PENDING = {"docs/studies.md"}
 
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -167,8 +164,6 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
         if relative.startswith(GENERATED):
             continue
         if not file.exists():
-            if relative in PENDING:
-                continue
             problems.append(target)
         elif fragment and file.suffix == ".md":
             headings = re.findall(r"^#+\s+(.*)$", FENCE.sub("", file.read_text()),
