@@ -4,6 +4,7 @@ Usage:
     python benchmarks/noisy_mnist.py                 # embedded 5,000 digits, awgn, seeds 0 1 2
     python benchmarks/noisy_mnist.py --noise motion-blur --source auto
     python benchmarks/noisy_mnist.py --quick         # seed 0, 1 epoch: checks the plumbing
+    python benchmarks/noisy_mnist.py --source local --data-dir ~/mnist   # the full MNIST
 
 For every seed (its own split of the embedded digits, initialisation, and noise),
 on the train / validation / test split of the MNIST source (``--source embedded``
@@ -36,9 +37,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, add_verbose_option, cli, configure_logging, script_parser
+from digitlab.cli import (
+    add_data_options,
+    add_device,
+    add_verbose_option,
+    cli,
+    configure_logging,
+    script_parser,
+)
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save
@@ -48,8 +56,8 @@ from digitlab.pipeline.benchmarks import add_output_option, output_path, over_se
 from digitlab.repro import save_metrics
 
 TARGET = 0.975
-DEFAULTS = {"source": "embedded", "noise": "awgn", "seeds": [0, 1, 2], "epochs": None,
-            "quick": False, "device": "cpu"}
+DEFAULTS = {"source": "embedded", "data_dir": None, "noise": "awgn", "seeds": [0, 1, 2],
+            "epochs": None, "quick": False, "device": "cpu"}
 MODELS = ("cnn", "cnn_fixed_noise", "dnn", "dnn_improved")
 
 
@@ -87,7 +95,7 @@ def run_dense(key: str, splits, seed: int, epochs, device) -> dict:
 
 
 def one_seed(args, seed: int, device, workdir: Path) -> dict:
-    clean = load_mnist(args.source, seed=seed)
+    clean = load_mnist(args.source, root=args.data_dir, seed=seed)
     noisy = corrupt_splits(clean, args.noise, seed)
     epochs = 1 if args.quick else args.epochs
     common = {"seed": seed, "epochs": epochs, "device": device, "workdir": workdir,
@@ -117,8 +125,7 @@ def summarise(per_seed: dict[int, dict], seeds: list[int]) -> dict:
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"],
-                        help="MNIST source")
+    add_data_options(parser, default_source=DEFAULTS["source"])
     parser.add_argument("--noise", choices=NOISE_TYPES, default=DEFAULTS["noise"])
     parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
     parser.add_argument("--epochs", type=int, default=None,
