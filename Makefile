@@ -14,6 +14,11 @@ WORKERS ?= 1
 SCHEDULER ?=
 STUDY := --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 NB_STUDY := -p workers $(WORKERS) -p scheduler $(or $(SCHEDULER),null)
+# A local MNIST-format folder (the four IDX files) for every step that reads MNIST, e.g.
+# `make all MNIST_DIR=~/datasets/mnist`; empty: each step's own default (`auto`).
+MNIST_DIR ?=
+MNIST_DATA = $(if $(MNIST_DIR),--source local --data-dir $(MNIST_DIR))
+MNIST_PARAMS = $(if $(MNIST_DIR),-p source local -p data_dir $(MNIST_DIR))
 # Extra options for pytest, e.g. `make test PYTEST_ARGS="-k idx -x"`.
 PYTEST_ARGS ?=
 
@@ -35,7 +40,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
 
-all: minimnist mnist noisy generator ## Run the whole pipeline on the offline default data into results/, ending with results/index.html
+all: minimnist mnist noisy generator ## Run the whole pipeline (on MNIST_DIR if given) into results/, ending with results/index.html
 	$(PY) scripts/summarize.py
 
 minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, train the MLP
@@ -50,49 +55,49 @@ minimnist-bench: setup ## Mini MNIST targets: ARI and the ladder on default and 
 	$(PY) benchmarks/minimnist_ladder.py --device $(DEVICE)
 
 mnist: setup ## MNIST CNNs: train the best CNN, evaluate it, run the notebooks, draw the project's slides
-	$(PY) scripts/train_cnn.py --seed $(SEED) --device $(DEVICE)
-	$(PY) scripts/evaluate_model.py --seed $(SEED) --device $(DEVICE)
-	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED) -p device $(DEVICE)
-	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED)
-	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED) -p device $(DEVICE) $(NB_STUDY)
-	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED) -p device $(DEVICE)
+	$(PY) scripts/train_cnn.py --seed $(SEED) --device $(DEVICE) $(MNIST_DATA)
+	$(PY) scripts/evaluate_model.py --seed $(SEED) --device $(DEVICE) $(MNIST_DATA)
+	$(PY) scripts/run_notebook.py mnist_01_exploration -p seed $(SEED) $(MNIST_PARAMS)
+	$(PY) scripts/run_notebook.py mnist_02_first_cnn -p seed $(SEED) -p device $(DEVICE) $(MNIST_PARAMS)
+	$(PY) scripts/run_notebook.py mnist_03_numpy_softmax -p seed $(SEED) $(MNIST_PARAMS)
+	$(PY) scripts/run_notebook.py mnist_04_variants -p seed $(SEED) -p device $(DEVICE) $(MNIST_PARAMS) $(NB_STUDY)
+	$(PY) scripts/run_notebook.py mnist_05_cnn_project -p seed $(SEED) -p device $(DEVICE) $(MNIST_PARAMS)
 	$(PY) scripts/make_slides.py
 
 slides: setup ## The CNN project's slide deck, results/mnist/slides.pdf, from its metrics and figures (needs make mnist)
 	$(PY) scripts/make_slides.py
 
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3 seeds, speed and accuracy (several minutes)
-	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE)
+	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE) $(MNIST_DATA)
 
 mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=)
-	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY)
+	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
-	$(PY) scripts/make_noisy_mnist.py --seed $(SEED)
+	$(PY) scripts/make_noisy_mnist.py --seed $(SEED) $(MNIST_DATA)
 	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED) -p device $(DEVICE) $(NB_STUDY)
 
 noisy-bench: setup ## Noisy MNIST target: best CNN vs DNNs on AWGN digits over 3 seeds (several minutes)
-	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE)
+	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE) $(MNIST_DATA)
 
 noisy-recipe: setup ## Noisy MNIST: the best CNN's recipe candidates compared on awgn digits by cross-validation (as long as mnist-recipe)
-	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE) $(STUDY)
+	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)
 
 generator: setup ## PCA + KDE generator: fit and save the models, run its notebook
-	$(PY) scripts/fit_generator.py --seed $(SEED)
-	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED) -p device $(DEVICE)
+	$(PY) scripts/fit_generator.py --seed $(SEED) $(MNIST_DATA)
+	$(PY) scripts/run_notebook.py train_kde_model -p seed $(SEED) -p device $(DEVICE) $(MNIST_PARAMS)
 
 generator-bench: setup ## Generator: samples the best CNN reads as the requested digit, over 3 seeds (a few minutes)
-	$(PY) benchmarks/generator_quality.py --device $(DEVICE)
+	$(PY) benchmarks/generator_quality.py --device $(DEVICE) $(MNIST_DATA)
 
-full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (Fashion-MNIST by default; long on a CPU)
-	$(PY) benchmarks/full_scale.py --device $(DEVICE)
+full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (the full MNIST: MNIST_DIR or data/raw/mnist; long on a CPU)
+	$(PY) benchmarks/full_scale.py --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR))
 
 app-bench: setup ## Web app load test: 16 clients, 2,000 requests to /generate and to /classify (needs make generator and make mnist)
-	$(PY) benchmarks/app_load.py
+	$(PY) benchmarks/app_load.py $(MNIST_DATA)
 
 classify-bench: setup ## Web app: accuracy of POST /classify on 280x280 PNGs vs the CNN on the 28x28 originals (needs make mnist)
-	$(PY) benchmarks/classify_api.py
+	$(PY) benchmarks/classify_api.py $(MNIST_DATA)
 
 benchmarks: minimnist-bench mnist-bench noisy-bench generator-bench app-bench classify-bench summary ## Run the benchmarks (not the recipe comparisons or full scale), then refresh the summary
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import cli, script_parser
+from digitlab.cli import add_data_options, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.errors import UserError
 from digitlab.generator import pca_kde
@@ -121,9 +121,9 @@ def generate_requests(n_samples: int):
     return "/generate", [json.dumps({"n_samples": n_samples}).encode()], check
 
 
-def classify_requests(n_bodies: int = 16):
+def classify_requests(splits, n_bodies: int = 16):
     """(path, bodies, check) for /classify: 280x280 PNGs of real handwritten digits."""
-    digits = load_mnist("embedded").test_images[:n_bodies]
+    digits = splits.test_images[:n_bodies]
     bodies = [json.dumps({"image": drawing_data_uri(digit)}).encode() for digit in digits]
 
     def check(payload: dict) -> str | None:
@@ -194,6 +194,7 @@ def main(argv=None):
                         help="folder holding generator.npz (default: models/generator)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="classifier checkpoint (default: models/mnist_cnn.pt)")
+    add_data_options(parser, default_source="embedded")
     add_output_option(parser, "generator/app_load.json")
     args = parser.parse_args(argv)
     if args.quick:
@@ -204,8 +205,9 @@ def main(argv=None):
     if not checkpoint_path(args.checkpoint).is_file():
         raise UserError(f"no classifier checkpoint at {checkpoint_path(args.checkpoint)}; "
                         f"train it with {TRAIN_COMMAND} first or pass --checkpoint PATH.")
+    splits = load_mnist(args.source, root=args.data_dir)  # the test digits /classify reads
     routes = {"generate": (generate_requests(args.n_samples), P99_TARGET_MS),
-              "classify": (classify_requests(), CLASSIFY_P99_TARGET_MS)}
+              "classify": (classify_requests(splits), CLASSIFY_P99_TARGET_MS)}
     results = {}
     port = free_port()
     with tempfile.TemporaryFile() as log:
@@ -223,11 +225,12 @@ def main(argv=None):
     metrics = {**results["generate"], "classify": results["classify"]}
     # Only the default run writes the file the README quotes; any other writes beside it.
     defaults = {"clients": 16, "requests": 2000, "n_samples": 16, "threads": 4, "warmup": 50,
-                "quick": False, "model_dir": None, "checkpoint": None}
+                "quick": False, "model_dir": None, "checkpoint": None, "source": "embedded",
+                "data_dir": None}
     options = {**vars(args), **({"requests": 2000, "warmup": 50} if args.quick else {})}
     output = output_path(paths.generator_results() / "app_load.json", options, defaults,
                          args.output)
-    save_metrics(output, metrics, seed=None, config=vars(args))
+    save_metrics(output, metrics, seed=None, config=vars(args), data=splits.summary())
     for route, what in (("generate", f"of {args.n_samples} images"),
                         ("classify", "of a 280x280 PNG")):
         m = results[route]

@@ -1,26 +1,30 @@
 """The best CNN's recipe at full scale: 60,000 training and 10,000 test images.
 
 Usage:
-    python benchmarks/full_scale.py                      # Fashion-MNIST from Debian's package
-    python benchmarks/full_scale.py --data-dir ~/mnist   # the full MNIST (the four IDX files)
+    python benchmarks/full_scale.py                      # the full MNIST in data/raw/mnist
+    python benchmarks/full_scale.py --data-dir ~/mnist   # the full MNIST in another folder
+    python benchmarks/full_scale.py --dataset fashion    # Fashion-MNIST from Debian's package
     python benchmarks/full_scale.py --device cuda        # on a GPU
     python benchmarks/full_scale.py --epochs 5           # a shorter run (written beside)
 
 Trains the best CNN (``digitlab.mnist.recipes.BEST_NETWORK`` with ``BEST``) on
 the training and validation images of a full-size MNIST-format folder (any
-folder holding ``train-images-idx3-ubyte[.gz]`` and the three other files;
-default: Fashion-MNIST, which ``apt-get install dataset-fashion-mnist`` puts
-under /usr/share/datasets/fashion-mnist), then scores it once on the folder's
-test images. For the full MNIST, download the four files (or run
-``python scripts/train_cnn.py --source download`` once, which puts them in
-``data/raw/mnist``) and pass that folder as ``--data-dir``.
+folder holding ``train-images-idx3-ubyte[.gz]`` and the three other files),
+then scores it once on the folder's test images. The folder is ``--data-dir``
+(``make full-scale-bench MNIST_DIR=FOLDER``); without it, ``data/raw/mnist``
+for the full MNIST (``python scripts/train_cnn.py --source download`` once puts
+the four files there), or with ``--dataset fashion`` the Fashion-MNIST that
+``apt-get install dataset-fashion-mnist`` puts under
+/usr/share/datasets/fashion-mnist.
 
 Prints and writes ``results/full_scale/benchmark.json``: images per second,
 seconds per epoch, training seconds, peak memory (resident set size, and GPU
-memory on a GPU), test accuracy, the data set and the device. A run with other
-options (``--epochs``, ``--quick``, another folder or device) writes beside it,
-named by what differs. On 2 CPU cores a full run takes many minutes; the
-results file states its cost.
+memory on a GPU), test accuracy, the data set and the device. Any folder with
+the full 60,000 + 10,000 images counts as the default data (the file names
+it); a run with other options (``--dataset fashion``, ``--epochs``,
+``--quick``, a smaller folder, another device) writes beside it, named by what
+differs. On 2 CPU cores a full run takes many minutes; the results file states
+its cost.
 """
 
 from __future__ import annotations
@@ -36,20 +40,26 @@ from digitlab.cli import (
     configure_logging,
     script_parser,
 )
-from digitlab.data.sources import load_mnist
+from digitlab.data.sources import find_local_files, load_mnist
+from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 
-DEFAULTS = {"data_dir": paths.FASHION_MNIST_DIR, "epochs": None, "quick": False, "seed": 0,
+DEFAULTS = {"dataset": "mnist", "data_dir": None, "epochs": None, "quick": False, "seed": 0,
             "device": "cpu"}
+FULL_SIZE = (60_000, 10_000)  # training (train + validation) and test images
 
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULTS["data_dir"],
-                        help="a full-size MNIST-format folder")
+    parser.add_argument("--dataset", choices=("mnist", "fashion"), default=DEFAULTS["dataset"],
+                        help="which set to look for when --data-dir is not given: the full "
+                             "MNIST in data/raw/mnist, or Fashion-MNIST in "
+                             f"{paths.FASHION_MNIST_DIR}")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="a full-size MNIST-format folder (default: see --dataset)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"default: the recipe's {BEST.epochs} (1 with --quick)")
     parser.add_argument("--quick", action="store_true",
@@ -60,6 +70,21 @@ def parse_args(argv):
     parser.add_argument("--no-progress", action="store_true")
     add_verbose_option(parser)
     return parser.parse_args(argv)
+
+
+def data_folder(dataset: str, data_dir: Path | None) -> Path:
+    """The folder to train on: ``data_dir`` if given, else where ``dataset`` is installed."""
+    if data_dir is not None:
+        return data_dir  # load_mnist says what is missing if the files are not there
+    folder = paths.mnist_raw_dir() if dataset == "mnist" else paths.FASHION_MNIST_DIR
+    if find_local_files(folder) is not None:
+        return folder
+    if dataset == "mnist":
+        raise UserError(f"no full MNIST in {folder} (the four IDX files); copy them there, "
+                        "pass --data-dir FOLDER (make full-scale-bench MNIST_DIR=FOLDER), "
+                        "or use --dataset fashion for Fashion-MNIST.")
+    raise UserError(f"no Fashion-MNIST in {folder}; install it with `sudo apt-get install "
+                    "dataset-fashion-mnist` or pass --data-dir FOLDER.")
 
 
 def summarise(metrics: dict, device, data: dict) -> dict:
@@ -83,9 +108,14 @@ def main(argv=None):
     configure_logging(args.verbose)
     device = devices.resolve(args.device)
     devices.set_threads(None, device)
-    output = output_path(paths.results_dir() / "full_scale" / "benchmark.json",
-                         {**vars(args), "device": device.type}, DEFAULTS, args.output)
-    splits = load_mnist("local", root=args.data_dir, seed=args.seed)
+    folder = data_folder(args.dataset, args.data_dir)
+    splits = load_mnist("local", root=folder, seed=args.seed)
+    sizes = (len(splits.train_labels) + len(splits.val_labels), len(splits.test_labels))
+    # Which folder holds the full set does not change the run (the file records it).
+    naming = {**vars(args), "device": device.type,
+              "data_dir": None if sizes == FULL_SIZE else folder}
+    output = output_path(paths.results_dir() / "full_scale" / "benchmark.json", naming,
+                         DEFAULTS, args.output)
     if args.quick:
         splits = splits.head(n_train=2000, n_val=500, n_test=1000)
     recipe = BEST.replace(epochs=args.epochs or (1 if args.quick else BEST.epochs))

@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/generator_quality.py            # seeds 0 1 2 (a few minutes on 2 cores)
     python benchmarks/generator_quality.py --quick    # seed 0, tiny settings: the plumbing
+    python benchmarks/generator_quality.py --source local --data-dir ~/mnist   # the full MNIST
 
 For every seed (its own split of the embedded digits, its own PCA + KDE fit and
 samples, its own CNN), it fits the generator as ``scripts/fit_generator.py``
@@ -24,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from digitlab import devices, paths
-from digitlab.cli import add_device, cli, script_parser
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.cli import add_data_options, add_device, cli, script_parser
+from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
@@ -33,14 +34,14 @@ from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
 from digitlab.repro import save_metrics
 
-DEFAULTS = {"source": "embedded", "seeds": [0, 1, 2], "per_digit": 200, "quick": False,
-            "device": "cpu"}
+DEFAULTS = {"source": "embedded", "data_dir": None, "seeds": [0, 1, 2], "per_digit": 200,
+            "quick": False, "device": "cpu"}
 QUICK = {"n_components": 15, "max_samples": 600, "grid": np.logspace(-0.6, 0.3, 4), "folds": 2,
          "per_digit": 20, "epochs": 1}
 
 
-def one_seed(source: str, seed: int, per_digit: int, quick: bool, device) -> dict:
-    splits = load_mnist(source, seed=seed)
+def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, device) -> dict:
+    splits = load_mnist(source, root=data_dir, seed=seed)
     images, labels = pca_kde.select_training_images(
         splits.train_images, splits.train_labels,
         QUICK["max_samples"] if quick else pca_kde.DEFAULT_MAX_SAMPLES, seed)
@@ -59,7 +60,8 @@ def one_seed(source: str, seed: int, per_digit: int, quick: bool, device) -> dic
               "novelty_median_ratio": nov["median_ratio"],
               "near_copy_fraction": nov["near_copy_fraction"],
               "cnn_test_accuracy": trained["test_accuracy"], "n_samples": recog["n"],
-              "bandwidth": model.bandwidth, "components": model.n_components}
+              "bandwidth": model.bandwidth, "components": model.n_components,
+              "data": splits.summary()}
     print(f"seed {seed}: {result['recognisability']:.4f} of {recog['n']} samples read as the "
           f"requested digit (CNN {result['cnn_test_accuracy']:.4f} on real test digits); "
           f"novelty ratio {result['novelty_median_ratio']:.3f}", flush=True)
@@ -68,7 +70,7 @@ def one_seed(source: str, seed: int, per_digit: int, quick: bool, device) -> dic
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"])
+    add_data_options(parser, default_source=DEFAULTS["source"])
     parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
     parser.add_argument("--per-digit", type=int, default=DEFAULTS["per_digit"],
                         help="samples of every digit")
@@ -88,13 +90,13 @@ def main(argv=None):
     per_digit = QUICK["per_digit"] if args.quick else args.per_digit
     output = output_path(paths.generator_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)
-    per_seed = {seed: one_seed(args.source, seed, per_digit, args.quick, device)
+    per_seed = {seed: one_seed(args.source, args.data_dir, seed, per_digit, args.quick, device)
                 for seed in seeds}
     summary = {key: over_seeds([per_seed[s][key] for s in seeds], seeds)
                for key in ("recognisability", "novelty_median_ratio", "cnn_test_accuracy")}
     save_metrics(output, {**summary, "per_seed": per_seed}, seed=seeds[0],
                  config={**vars(args), "seeds": seeds, "per_digit": per_digit,
-                         **devices.describe(device)}, data={"source": args.source})
+                         **devices.describe(device)}, data=per_seed[seeds[0]]["data"])
     r = summary["recognisability"]
     print(f"recognisability over seeds {seeds}: {r['mean']:.4f} ± {r['std']:.4f} "
           f"(min {r['min']:.4f}); written: {output}")

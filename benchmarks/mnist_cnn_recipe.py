@@ -52,6 +52,7 @@ import numpy as np
 
 from digitlab import devices, paths
 from digitlab.cli import (
+    add_data_options,
     add_device,
     add_study_options,
     add_verbose_option,
@@ -61,7 +62,7 @@ from digitlab.cli import (
     script_parser,
 )
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import Network, Recipe
 from digitlab.engine.cv import cv_data, fold_cells, pool_folds
@@ -107,7 +108,8 @@ CANDIDATES = {
     "30 epochs, batch 32, shifted copies at test": ({"tta_shift": 1},
                                                     {"epochs": 30, "batch_size": 32}),
 }
-DEFAULTS = {"source": "embedded", "folds": 4, "quick": False, "seed": 0, "only": None,
+DEFAULTS = {"source": "embedded", "data_dir": None, "folds": 4, "quick": False, "seed": 0,
+            "only": None,
             "device": "cpu"}
 # Training compute allowed, in width-16 network-epochs over the 4,000 digits: 60 s on
 # 2 cores allows somewhat more at the speeds measured (seconds_per_network_epoch in the
@@ -219,7 +221,7 @@ def plot_errors(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, n
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"])
+    add_data_options(parser, default_source=DEFAULTS["source"])
     parser.add_argument("--noise", choices=NOISE_TYPES, default=None,
                         help="compare the candidates on digits corrupted with this noise")
     parser.add_argument("--folds", type=int, default=DEFAULTS["folds"])
@@ -243,7 +245,7 @@ def main(argv=None):
     device = devices.resolve(args.device)
     devices.set_threads(args.threads, device)
     execution = execution_from_args(args)
-    clean = load_mnist(args.source, seed=args.seed)
+    clean = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     splits = clean if args.noise is None else corrupt_splits(clean, args.noise, args.seed)
     (images, labels), (clean_images, _) = splits.pooled(), clean.pooled()
     candidates = select(args.only, {**CANDIDATES,

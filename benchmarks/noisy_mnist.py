@@ -4,6 +4,7 @@ Usage:
     python benchmarks/noisy_mnist.py                 # embedded 5,000 digits, awgn, seeds 0 1 2
     python benchmarks/noisy_mnist.py --noise motion-blur --source auto
     python benchmarks/noisy_mnist.py --quick         # seed 0, 1 epoch: checks the plumbing
+    python benchmarks/noisy_mnist.py --source local --data-dir ~/mnist   # the full MNIST
 
 For every seed (its own split of the embedded digits, initialisation, and noise),
 on the train / validation / test split of the MNIST source (``--source embedded``
@@ -39,6 +40,7 @@ import torch
 
 from digitlab import devices, paths
 from digitlab.cli import (
+    add_data_options,
     add_device,
     add_study_options,
     add_verbose_option,
@@ -48,7 +50,7 @@ from digitlab.cli import (
     script_parser,
 )
 from digitlab.data.noise import NOISE_TYPES
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.engine.parallel import Cell, run_study
 from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
@@ -59,8 +61,8 @@ from digitlab.pipeline.benchmarks import add_output_option, output_path, over_se
 from digitlab.repro import save_metrics
 
 TARGET = 0.975
-DEFAULTS = {"source": "embedded", "noise": "awgn", "seeds": [0, 1, 2], "epochs": None,
-            "quick": False, "device": "cpu"}
+DEFAULTS = {"source": "embedded", "data_dir": None, "noise": "awgn", "seeds": [0, 1, 2],
+            "epochs": None, "quick": False, "device": "cpu"}
 MODELS = ("cnn", "cnn_fixed_noise", "dnn", "dnn_improved")
 
 
@@ -97,9 +99,10 @@ def run_dense(key: str, splits, seed: int, epochs, device) -> dict:
             "train_seconds": trained.history.train_seconds}
 
 
-def one_seed(_, *, source: str, noise: str, seed: int, epochs, device, workdir: str) -> dict:
+def one_seed(_, *, source: str, data_dir: str | None, noise: str, seed: int, epochs, device,
+             workdir: str) -> dict:
     """One cell of the benchmark's study: every model trained and scored from one seed."""
-    clean = load_mnist(source, seed=seed)
+    clean = load_mnist(source, root=data_dir, seed=seed)
     noisy = corrupt_splits(clean, noise, seed)
     common = {"seed": seed, "epochs": epochs, "device": device, "workdir": Path(workdir),
               "noise": noise}
@@ -129,8 +132,7 @@ def summarise(per_seed: dict[int, dict], seeds: list[int]) -> dict:
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default=DEFAULTS["source"],
-                        help="MNIST source")
+    add_data_options(parser, default_source=DEFAULTS["source"])
     parser.add_argument("--noise", choices=NOISE_TYPES, default=DEFAULTS["noise"])
     parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULTS["seeds"])
     parser.add_argument("--epochs", type=int, default=None,
@@ -157,6 +159,7 @@ def main(argv=None):
     execution = execution_from_args(args)
     cells = [Cell(f"seed {seed}", one_seed,
                   {"source": args.source, "noise": args.noise, "seed": seed, "device": device,
+                   "data_dir": None if args.data_dir is None else str(args.data_dir),
                    "epochs": 1 if args.quick else args.epochs, "workdir": str(workdir)})
              for seed in seeds]
     results = run_study(cells, folder=output.with_name(output.stem + "_runs"),

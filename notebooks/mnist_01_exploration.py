@@ -26,6 +26,8 @@
 # ships, split stratified into train / validation / test. The source is printed
 # below and recorded in every metrics file: the embedded subset is not the full
 # 70,000-image set, and its numbers must not be read as such.
+# `-p source local -p data_dir FOLDER` (what `make mnist MNIST_DIR=FOLDER` passes
+# to every MNIST notebook) reads any folder holding the four MNIST-format files.
 #
 # Run it with `python scripts/run_notebook.py mnist_01_exploration` (`make mnist`
 # runs all five MNIST notebooks). It takes a few seconds in every mode.
@@ -34,6 +36,7 @@
 quick = False  # a smaller grid of digits (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 
 # %% [markdown]
 # ## Setup
@@ -62,7 +65,7 @@ show = figure_saver(out)  # saves each figure under out/ and displays it
 # labels are `int64` digits 0-9.
 
 # %%
-splits = load_mnist(source, seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 print(splits.description)
 for split in ("train", "val", "test"):
     images, labels = getattr(splits, f"{split}_images"), getattr(splits, f"{split}_labels")
@@ -134,7 +137,7 @@ print(f"after to_tensor: shape {tuple(x_train.shape)}, mean {x_train.mean():.3f}
 
 # %%
 loader = MNISTDataLoader(source, split="train", batch_size=16 if quick else 64, shuffle=True,
-                         seed=seed)
+                         seed=seed, root=data_dir)
 print(loader)
 xb, yb = next(iter(loader))
 print(f"one batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
@@ -152,7 +155,8 @@ metrics_path = save_metrics(out / "exploration.json", {
     "train_class_counts": counts["train"].tolist(),
     "pixel_mean": pixel_mean, "pixel_std": pixel_std,
     "batch_shape": list(xb.shape),
-}, seed=seed, config={"source": source, "quick": quick}, data=splits.summary())
+}, seed=seed, config={"source": source, "data_dir": data_dir, "quick": quick},
+   data=splits.summary())
 
 # %% [markdown]
 # ## Conclusion

@@ -35,6 +35,7 @@
 quick = False  # 300 training images, one epoch: runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 epochs = 2
 batch_size = 64
 lr = 1e-3
@@ -70,7 +71,7 @@ if quick:
 # `cross_entropy` takes integer labels directly, so no one-hot encoding is needed.
 
 # %%
-splits = load_mnist(source, seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 if quick:
     splits = splits.head(n_train=300, n_val=200, n_test=200)
 train = as_tensors(splits.train_images, splits.train_labels)
@@ -143,8 +144,8 @@ save_checkpoint_and_metrics(
     metrics={"val_acc": accuracy[chosen]}, extra={"recipe": recipe.as_dict(), "seed": seed},
     metrics_path=out / "metrics.json",
     document=metrics_document(report, seed=seed, data=splits.summary(),
-                              config={"source": source, "quick": quick, **recipe.as_dict(),
-                                      **devices.describe(device)},
+                              config={"source": source, "data_dir": data_dir, "quick": quick,
+                                      **recipe.as_dict(), **devices.describe(device)},
                               histories={k: h.as_dict() for k, h in histories.items()}))
 restored, info = load_checkpoint(checkpoint_path, device)
 with torch.no_grad():  # the very same logits, not only the same top digit

@@ -38,6 +38,7 @@
 quick = False  # 500 training images and a few epochs: runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 epochs = 300  # batch gradient descent steps for softmax regression (at most)
 lr = 1.0
 patience = 10  # early stopping: epochs without a lower validation loss
@@ -75,7 +76,7 @@ show = figure_saver(out)  # saves each figure under out/ and displays it
 # integers (the one-hot vectors appear only inside the gradient).
 
 # %%
-splits = load_mnist(source, seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 if quick:
     splits = splits.head(n_train=500, n_val=200, n_test=200)
 x_train, y_train = nm.pixels_to_features(splits.train_images), splits.train_labels
@@ -181,7 +182,8 @@ metrics_path = save_metrics(out / "metrics.json", {
                            "stopped_early": history.stopped_early},
     "mlp": {**scores["MLP"], "epochs_run": len(mlp_history.val_loss),
             "best_epoch": mlp_history.best_epoch, "stopped_early": mlp_history.stopped_early},
-}, seed=seed, config={"source": source, "quick": quick, "epochs": epochs, "lr": lr,
+}, seed=seed, config={"source": source, "data_dir": data_dir, "quick": quick, "epochs": epochs,
+                      "lr": lr,
                       "patience": patience, "mlp_hidden": mlp_hidden, "mlp_epochs": mlp_epochs,
                       "mlp_lr": mlp_lr, "mlp_batch_size": mlp_batch_size},
    data=splits.summary(), histories={"softmax_regression": history.as_dict(),

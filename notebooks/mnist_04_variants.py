@@ -46,6 +46,7 @@
 quick = False  # 300 training images, 2 epochs per run: runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 epochs = 10
 channels = [8, 16]
 hidden = 128  # units of the fully connected layer every variant has
@@ -86,7 +87,7 @@ if quick:
 # ## Prepare the data
 
 # %%
-splits = load_mnist(source, seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 if quick:
     splits = splits.head(n_train=300, n_val=200, n_test=200)
 train = as_tensors(splits.train_images, splits.train_labels)
@@ -157,8 +158,8 @@ metrics_path = save_metrics(out / "summary.json", {
     .mean().to_dict(),
     "mean_val_accuracy_by_optimizer": table.groupby("optimizer", sort=False)["val_accuracy"]
     .mean().to_dict(),
-}, seed=seed, config={"source": source, "quick": quick, "arch": "cnn2", "channels": channels,
-                      "hidden": hidden,
+}, seed=seed, config={"source": source, "data_dir": data_dir, "quick": quick, "arch": "cnn2",
+                      "channels": channels, "hidden": hidden,
                       "epochs": epochs, "batch_size": batch_size, "optimizers": OPTIMIZERS,
                       "variants": VARIANTS, "convergence_tolerance": CONVERGENCE_TOLERANCE},
     data=splits.summary())

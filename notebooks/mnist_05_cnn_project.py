@@ -38,6 +38,7 @@
 quick = False  # 300 training images, one epoch: runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 epochs = 5
 batch_size = 128
 candidates = ["cnn2", "cnn3", "reference", "best"]
@@ -88,7 +89,7 @@ show = figure_saver(out, collect=figures)  # saves, lists for the report, displa
 # deviation so that inputs have about zero mean and unit variance.
 
 # %%
-splits = load_mnist(source, seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 if quick:
     splits = splits.head(n_train=300, n_val=200, n_test=200)
 train = (to_tensor(splits.train_images), torch.as_tensor(splits.train_labels))
@@ -203,7 +204,8 @@ metrics_path = save_metrics(out / "metrics.json", {
     "final_model": final_name,
     "test_accuracy": test_summary["accuracy"], "test_macro_f1": test_summary["macro_f1"],
     "test": test_summary,
-}, seed=seed, config={"source": source, "quick": quick, "candidates": candidates,
+}, seed=seed, config={"source": source, "data_dir": data_dir, "quick": quick,
+                      "candidates": candidates,
                       "recipe": recipe.as_dict(), **devices.describe(device)},
     data=splits.summary())
 report = render_report(report_path, data=splits.summary(), comparison=comparison, chosen=chosen,

@@ -34,6 +34,8 @@
 # %% tags=["parameters"]
 quick = False  # a few hundred images, a tiny grid and a tiny CNN: for tests
 seed = 0
+source = "auto"  # auto, local, download or embedded
+data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 n_components = 50
 max_samples = 10_000  # all training images of the offline subset
 bandwidth = "cv"  # or a number
@@ -77,7 +79,7 @@ start = time.perf_counter()
 # and the test split stays unseen, as the reference for the novelty measure.
 
 # %%
-splits = load_mnist("auto", seed=seed)
+splits = load_mnist(source, data_dir, seed=seed)
 train_x, train_y = pca_kde.select_training_images(splits.train_images, splits.train_labels,
                                                      max_samples, seed)
 test_x, test_y = splits.test_images, splits.test_labels
@@ -247,7 +249,8 @@ quality = {
     "seconds": time.perf_counter() - start,
 }
 save_metrics(quality_path, quality, seed=seed, data=splits.summary(),
-             config={"quick": quick, "n_components": n_components, "max_samples": max_samples,
+             config={"quick": quick, "source": source, "data_dir": data_dir,
+                     "n_components": n_components, "max_samples": max_samples,
                      "bandwidth": bandwidth, "kernel": kernel, "n_per_digit": n_per_digit,
                      **devices.describe(device)})
 plt.close("all")

@@ -65,8 +65,9 @@ def load_test_set(args) -> tuple:
     if args.images is not None:
         images, labels = load_idx_pair(args.images, args.labels)
         name = args.images.name.split("-idx")[0].removesuffix(".gz")
-        return images, labels, name, {"images": args.images, "labels": args.labels,
-                                      "n_test": len(labels)}
+        return images, labels, name, {"source": "idx", "images": args.images,
+                                      "labels": args.labels, "n_test": len(labels),
+                                      "description": f"IDX files {args.images} and {args.labels}"}
     splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     summary = {**splits.summary(), "split": "test"}
     return splits.test_images, splits.test_labels, f"test-{splits.source}", summary

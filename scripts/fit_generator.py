@@ -4,6 +4,7 @@ Usage:
     python scripts/fit_generator.py                      # 50 components, bandwidth by CV
     python scripts/fit_generator.py --bandwidth 0.5 --kernel tophat --components 30
     python scripts/fit_generator.py --kernel exponential     # or epanechnikov; bandwidth by CV
+    python scripts/fit_generator.py --source local --data-dir ~/mnist   # the full MNIST
 
 Result: ``models/generator/generator.npz`` (the model, no pickled objects) and,
 under ``results/generator/``, ``metrics.json`` (components, variance explained
@@ -23,8 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import add_verbose_option, cli, configure_logging, script_parser
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.cli import (
+    add_data_options,
+    add_verbose_option,
+    cli,
+    configure_logging,
+    script_parser,
+)
+from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
 from digitlab.plots import image_mosaic, line_plot
 from digitlab.repro import save_figure, save_metrics, set_seed
@@ -61,7 +68,7 @@ def parse_args(argv):
     parser.add_argument("--max-samples", type=int, default=pca_kde.DEFAULT_MAX_SAMPLES,
                         help="fit on at most this many training images (seeded subset)")
     parser.add_argument("--cv-folds", type=int, default=pca_kde.DEFAULT_CV_FOLDS)
-    parser.add_argument("--source", choices=SOURCES, default="auto", help="MNIST source")
+    add_data_options(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="model folder (default: models/generator)")
@@ -105,7 +112,7 @@ def main(argv=None):
     out = args.results_dir or paths.generator_results()
     set_seed(args.seed)
     start = time.perf_counter()
-    splits = load_mnist(args.source, seed=args.seed)
+    splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     images, labels = pca_kde.select_training_images(
         splits.train_images, splits.train_labels, args.max_samples, args.seed)
     print(f"fitting on {len(images)} training images ({splits.description})")

@@ -3,6 +3,7 @@
 Usage:
     python scripts/make_noisy_mnist.py                      # all three noise types
     python scripts/make_noisy_mnist.py --noise awgn --source embedded --seed 1
+    python scripts/make_noisy_mnist.py --source local --data-dir ~/mnist   # the full MNIST
 
 Result: for ``clean`` and each noise type, ``data/noisy_mnist/<set>/``
 ``{train,val,test}_{images,labels}.npy`` (uint8 28x28 images, int64 labels; the
@@ -18,9 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import add_verbose_option, cli, configure_logging, script_parser
+from digitlab.cli import (
+    add_data_options,
+    add_verbose_option,
+    cli,
+    configure_logging,
+    script_parser,
+)
 from digitlab.data import noise
-from digitlab.data.sources import SOURCES, load_mnist
+from digitlab.data.sources import load_mnist
 from digitlab.noisy.sets import (
     SPLITS,
     corrupt_splits,
@@ -45,7 +52,7 @@ def sample_figure(clean: np.ndarray, noisy: np.ndarray, labels: np.ndarray, kind
 @cli
 def main(argv=None):
     parser = script_parser(__doc__)
-    parser.add_argument("--source", choices=SOURCES, default="auto", help="MNIST source")
+    add_data_options(parser)
     parser.add_argument("--noise", nargs="+", choices=[*noise.NOISE_TYPES, "all"],
                         default=["all"], help="noise types to build")
     parser.add_argument("--seed", type=int, default=0,
@@ -63,7 +70,7 @@ def main(argv=None):
     results = args.results_dir or paths.noisy_results()
     kinds = list(noise.NOISE_TYPES) if "all" in args.noise else list(dict.fromkeys(args.noise))
 
-    splits = load_mnist(args.source, seed=args.seed)
+    splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     summary = splits.summary()  # load_mnist logs the source and sizes
     save_set(corrupt_splits(splits, "clean", args.seed), out_dir)
     snrs = {}

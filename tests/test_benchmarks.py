@@ -220,3 +220,30 @@ def test_full_scale_benchmark_quick_on_an_mnist_format_folder(project_root):
     assert metrics["n_test"] == 40 and metrics["epochs"] == 1
     assert metrics["seconds_per_epoch"] == pytest.approx(metrics["train_seconds"])
     assert metrics["peak_rss_mib"] > 0
+
+
+def test_full_scale_benchmark_defaults_to_the_full_mnist_in_data_raw_mnist(project_root,
+                                                                           monkeypatch, capsys):
+    full_scale = benchmark("full_scale")
+    monkeypatch.setattr("digitlab.paths.FASHION_MNIST_DIR", project_root / "no-fashion")
+    with pytest.raises(SystemExit) as exit_info:  # neither the full MNIST nor a folder
+        full_scale.main(["--quick", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.endswith(".") and "Traceback" not in err
+    assert "data/raw/mnist" in err and "--data-dir" in err and "--dataset fashion" in err
+    with pytest.raises(SystemExit):
+        full_scale.main(["--quick", "--dataset", "fashion"])
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+    # Found in data/raw/mnist (here a small stand-in), it is the default data set.
+    splits = load_mnist("embedded")
+    write_mnist_folder(project_root / "data" / "raw" / "mnist",
+                       (splits.train_images[:240], splits.train_labels[:240]),
+                       (splits.test_images[:60], splits.test_labels[:60]))
+    document, written = run_quick("full_scale", project_root, "--no-progress")
+    assert document["data"]["source"] == "local"
+    assert str(project_root / "data" / "raw" / "mnist") in document["metrics"]["data_source"]
+    assert document["metrics"]["n_test"] == 60
+    # A set smaller than 60,000 + 10,000 is named in the file, never the canonical run.
+    assert written.startswith("full_scale/benchmark_data-dir-") and "quick" in written

@@ -60,3 +60,43 @@ def test_a_failing_notebook_keeps_its_partial_copy_until_a_later_success(
     main(["tiny", "--output-dir", str(executed)])
     assert (executed / "tiny.ipynb").exists() and not failed.exists()
     assert sorted(p.name for p in executed.iterdir()) == ["tiny.ipynb"]
+
+
+@pytest.mark.slow
+def test_a_notebook_run_shows_its_cells_output_and_text_progress_bars_as_they_run(
+        tmp_path, monkeypatch, capfd):
+    """A training cell inside `make mnist` shows its progress on the terminal (not only a
+    cell counter), as text (a widget bar would never reach it), without ipykernel's
+    warning about unencrypted TCP: the kernel is on IPC sockets of its own."""
+    from digitlab.pipeline.notebooks import execute_notebook
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+    monkeypatch.chdir(tmp_path)
+    write_notebook(notebooks, "from tqdm.auto import tqdm\n"
+                              "for _ in tqdm(range(3), desc='training', unit='epoch'):\n"
+                              "    pass\n"
+                              "print('trained', x)")
+    executed = execute_notebook("tiny", {"x": 7}, output_dir=tmp_path / "executed")
+    out, err = capfd.readouterr()
+    assert "first cell ran\n" in out and "trained 7\n" in out
+    assert "training: 100%" in err and "3/3" in err  # tqdm's text bar, relayed
+    assert "without encryption" not in err and "CurveZMQ" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["executed", "notebooks"]  # no sockets
+    copy = nbformat.read(executed, as_version=4)
+    kept = ["".join(o.get("text", "")) for cell in copy.cells for o in cell.outputs]
+    assert any("trained 7" in text for text in kept)
+
+
+@pytest.mark.slow
+def test_a_quiet_notebook_run_prints_nothing(tmp_path, monkeypatch, capfd):
+    from digitlab.pipeline.notebooks import execute_notebook
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+    write_notebook(notebooks, "import sys; print('to stderr', file=sys.stderr)")
+    execute_notebook("tiny", output_dir=tmp_path / "executed", progress=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

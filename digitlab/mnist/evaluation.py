@@ -51,7 +51,7 @@ def evaluate_checkpoint(checkpoint: Path, images: np.ndarray, labels: np.ndarray
     save_metrics(out / "metrics.json", report, seed=seed,
                  config={"checkpoint": checkpoint, "noise": test_set.get("noise"),
                          **devices.describe(device)},
-                 test_set=test_set,
+                 test_set=test_set, data=test_set,  # "data": what every metrics.json names
                  model={"arch": info["arch"], "model_kwargs": info["model_kwargs"],
                         "data": info["data"], "run_id": info["extra"].get("run_id")})
     return {**report, "title": title, "trained_on": info["data"]}

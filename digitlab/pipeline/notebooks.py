@@ -2,17 +2,31 @@
 
 Notebooks are stored without outputs; executed copies (with outputs) go to
 ``results/notebooks/``. Parameters override the cell tagged ``parameters``.
+
+The kernel runs on this machine only, so it talks to papermill over Unix
+sockets (ZeroMQ's IPC transport) in a private temporary folder, not over TCP:
+nothing listens on a port, and ipykernel has no reason to warn that TCP
+traffic is unencrypted. While a notebook runs, what its cells print and their
+progress bars appear on this process's stdout and stderr as they happen; a
+training cell that takes minutes shows its epochs, not only a cell counter.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from digitlab import paths
 from digitlab.errors import UserError
 from digitlab.repro import atomic_target, atomic_write
+
+# Run in the kernel before the first cell: tqdm.auto would pick the ipywidgets bar inside a
+# kernel, which a terminal never sees (and a saved notebook shows as "Loading widget...");
+# the plain text bar is written to stderr, which is relayed here and kept in the copy.
+TEXT_PROGRESS_BARS = "import tqdm.auto, tqdm.std; tqdm.auto.tqdm = tqdm.std.tqdm"
 
 
 def notebook_path(name: str) -> Path:
@@ -31,6 +45,9 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
 
     The kernel runs with the project root as working directory and inherits
     ``DIGITLAB_ROOT``, so it reads and writes the same data as the scripts.
+    With ``progress``, the cells' stdout and stderr (their prints and text
+    progress bars) are written to ``sys.stdout`` and ``sys.stderr`` as they
+    arrive; without it the run is silent. Either way they are in the copy.
     If a cell fails, the copy executed up to that cell is kept as
     ``NAME.failed.ipynb`` beside where the executed copy goes (a later success
     removes it) and a UserError names it.
@@ -40,17 +57,31 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
     source = notebook_path(name)
     output = Path(output_dir or paths.executed_notebooks_dir()) / source.name
     failed = failed_copy(output)
-    with atomic_target(output) as tmp:
+    relay = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if progress else {}
+    with tempfile.TemporaryDirectory(prefix="digitlab-kernel-") as sockets, \
+            atomic_target(output) as tmp:
         try:
             papermill.execute_notebook(
                 str(source), str(tmp), parameters=parameters or {}, kernel_name="python3",
-                cwd=str(paths.PROJECT_ROOT), progress_bar=progress,
+                cwd=str(paths.PROJECT_ROOT), progress_bar=False, **relay,
+                **_local_kernel_options(Path(sockets)),
             )
         except Exception as err:  # papermill wraps the cell's error; name the notebook
             raise UserError(f"notebook {source.stem} failed: {_reason(err)}"
                             f"{_keep_failed_copy(tmp, failed)}") from err
     failed.unlink(missing_ok=True)
     return output
+
+
+def _local_kernel_options(sockets: Path) -> dict[str, Any]:
+    """papermill's options for a kernel on IPC sockets under ``sockets`` (a folder of this
+    run's own: two notebooks run at once never share a socket, and none is left in the
+    working directory, where jupyter_client's relative default would put them)."""
+    from traitlets.config import Config
+
+    return {"config": Config({"KernelManager": {"transport": "ipc",
+                                                "ip": str(sockets / "kernel")}}),
+            "extra_arguments": [f"--IPKernelApp.exec_lines={TEXT_PROGRESS_BARS}"]}
 
 
 def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
