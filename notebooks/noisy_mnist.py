@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, paths, plots
 from digitlab.noisy import study
 from digitlab.noisy.npy_folder import study_sets

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import digitlab.mnist.networks  # noqa: F401  (registers the CNN architectures named here)
 from digitlab.engine import Network, Recipe
 
 BEST_NETWORK = Network("best", {"width": 16, "members": 1, "tta_shift": 1})

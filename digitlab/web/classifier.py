@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+import digitlab.architectures  # noqa: F401  (checkpoints of any track's network)
 from digitlab import devices, paths
 from digitlab.data.transforms import to_tensor
 from digitlab.engine import predict_proba
