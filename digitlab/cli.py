@@ -13,6 +13,7 @@ names, defaults and help read the same everywhere.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import sys
@@ -37,6 +38,20 @@ def cli(main: Callable[[Sequence[str] | None], object]):
             raise SystemExit(130) from None
 
     return wrapped
+
+
+@contextlib.contextmanager
+def for_option(flag: str):
+    """Name the command-line option that a library :class:`UserError` is about.
+
+    Library messages speak of their arguments (``device``, ``n_per_class``); a script
+    that passes one option's value to such a call wraps it, and its user reads
+    ``--flag: <the library's sentence>``.
+    """
+    try:
+        yield
+    except UserError as err:
+        raise UserError(f"{flag}: {err}") from None
 
 
 def script_parser(doc: str) -> argparse.ArgumentParser:

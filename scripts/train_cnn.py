@@ -41,6 +41,7 @@ from digitlab.cli import (
     add_verbose_option,
     cli,
     configure_logging,
+    for_option,
     script_parser,
 )
 from digitlab.data.noise import NOISE_TYPES
@@ -139,7 +140,8 @@ def recipe_from_args(args):
 def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.verbose)
-    device = devices.resolve(args.device)
+    with for_option("--device"):
+        device = devices.resolve(args.device)
     network, recipe = network_from_args(args), recipe_from_args(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")
     checkpoint = (args.output_dir or paths.models_dir()) / f"{name}.pt"

@@ -81,6 +81,6 @@ def load_classifier(checkpoint: str | os.PathLike | None = None,
     target = devices.resolve(device)
     if not path.is_file():
         raise UserError(f"no classifier checkpoint at {path}; train it with {TRAIN_COMMAND}, "
-                        "or start the app with --checkpoint PATH.")
+                        "or give the path of another checkpoint.")
     model, info = load_checkpoint(path)  # a damaged file: UserError naming train_cnn.py
     return Classifier(for_inference(model).to(target), target, info)
