@@ -352,7 +352,7 @@ def test_no_script_benchmark_or_notebook_imports_a_script():
 def test_only_the_shared_core_lives_at_the_top_of_the_package():
     top = {path.name for path in (PROJECT_ROOT / "digitlab").glob("*.py")}
     assert top == {"__init__.py", "paths.py", "repro.py", "cli.py", "devices.py", "metrics.py",
-                   "plots.py", "errors.py", "architectures.py"}
+                   "plots.py", "errors.py", "architectures.py", "settings.py"}
 
 
 def test_checkpoint_files_are_read_without_running_code(tmp_path):

@@ -29,3 +29,6 @@ REFERENCE_NETWORK = Network("reference")
 # The example trains on every digit it has; here it gets the same train + validation digits.
 REFERENCE = Recipe(optimizer="adadelta", lr=1.0, schedule="step", step_gamma=0.7, epochs=14,
                    batch_size=64, train_on_val=True)
+
+# Every named recipe of the track with the network it was chosen for (train_cnn.py --recipe).
+RECIPES = {"best": (BEST_NETWORK, BEST), "reference": (REFERENCE_NETWORK, REFERENCE)}
