@@ -75,8 +75,10 @@ def build(arch: str, family: str | None = None, **options) -> nn.Module:
     table = architectures(family)
     what = f"{family} architecture" if family else "architecture"
     if arch not in table:
-        known = ", ".join(sorted(table)) or "none (no track's networks module is imported)"
-        raise UserError(f"unknown {what} {arch!r}; choose one of {known}.")
+        if not table:
+            raise UserError(f"unknown {what} {arch!r}: none is registered yet; import "
+                            "digitlab.architectures (every track's networks) first.")
+        raise UserError(f"unknown {what} {arch!r}; choose one of {', '.join(sorted(table))}.")
     try:
         return table[arch](**options)
     except TypeError as err:
