@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+import digitlab.architectures  # noqa: F401  (the best CNN's family, by name)
 from digitlab import devices, paths
 from digitlab.cli import (
     add_data_options,

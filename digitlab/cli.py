@@ -6,18 +6,23 @@ can fix (a missing file, a malformed CSV, a bad option). Scripts report it as
 one sentence on stderr with exit status 2 instead of a traceback.
 
 The options that several scripts share (``--seed``, ``--source``,
-``--data-dir``, ``--device``, ``--verbose``) are declared here once, so their
+``--data-dir``, ``--device``, ``--verbose``, and with :class:`RunOptions`
+``--recipe``/``--set``/``--arch``/``--option``) are declared here once, so their
 names, defaults and help read the same everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import functools
+import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from digitlab.errors import UserError
 
@@ -37,6 +42,20 @@ def cli(main: Callable[[Sequence[str] | None], object]):
             raise SystemExit(130) from None
 
     return wrapped
+
+
+@contextlib.contextmanager
+def for_option(flag: str):
+    """Name the command-line option that a library :class:`UserError` is about.
+
+    Library messages speak of their arguments (``device``, ``n_per_class``); a script
+    that passes one option's value to such a call wraps it, and its user reads
+    ``--flag: <the library's sentence>``.
+    """
+    try:
+        yield
+    except UserError as err:
+        raise UserError(f"{flag}: {err}") from None
 
 
 def script_parser(doc: str) -> argparse.ArgumentParser:
@@ -81,6 +100,157 @@ def configure_logging(verbose: bool = False) -> None:
     """Plain messages at INFO; ``verbose`` adds digitlab's DEBUG lines (not other libraries')."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("digitlab").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+# --- a recipe and a network from the command line ---------------------------------------
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown; the description and the epilog's tables keep their line breaks."""
+
+
+class RunOptions:
+    """``--recipe NAME`` and ``--set FIELD=VALUE`` for any field of the recipe, one flag per
+    recipe field as a shorthand (``--momentum 0.95`` is ``--set momentum=0.95``),
+    ``--arch NAME`` and ``--option KEY=VALUE`` for any keyword of the network's builder.
+
+    ``recipes``: name -> (network, recipe) of a track (e.g. ``best``, ``reference``); the
+    network is the recipe's unless ``--arch`` names another, whose options then start
+    from its builder's defaults. A named recipe's learning rate belongs to its network
+    and optimiser: with another architecture or optimiser and no ``lr`` given, the
+    learning rate is the optimiser's default. The value syntax is
+    :mod:`digitlab.settings`'s; settings apply in the order shorthand flags, the
+    script's own (``settings=`` of :meth:`resolve`), then ``--set``.
+    """
+
+    def __init__(self, recipes: Mapping[str, tuple[Any, Any]],
+                 architectures: Mapping[str, Callable], default: str,
+                 no_shorthand: Sequence[str] = ()):
+        self.recipes, self.architectures, self.default = dict(recipes), architectures, default
+        self.no_shorthand = tuple(no_shorthand)
+
+    def add_to(self, parser: argparse.ArgumentParser,
+               argv: Sequence[str] | None = None) -> None:
+        """Declare the options; ``--help`` ends with the fields of the recipe (and the
+        options of the network) that ``argv`` chooses."""
+        from digitlab.engine.recipe import Recipe
+        from digitlab.settings import describe, field_hints
+
+        group = parser.add_argument_group("recipe and network")
+        group.add_argument("--recipe", choices=list(self.recipes), default=self.default,
+                           help="named recipe (and its network) to start from")
+        group.add_argument("--set", dest="settings", action="append", default=argparse.SUPPRESS,
+                           metavar="FIELD=VALUE",
+                           help="set one recipe field (repeatable); the fields, their values "
+                                "and syntax are listed below")
+        group.add_argument("--arch", choices=list(self.architectures), default=argparse.SUPPRESS,
+                           help="network (default: the recipe's)")
+        group.add_argument("--option", dest="network_options", action="append",
+                           default=argparse.SUPPRESS,
+                           metavar="KEY=VALUE",
+                           help="set one option of the network's builder (repeatable); "
+                                "listed below")
+        shorthand = parser.add_argument_group(
+            "recipe fields as flags", "each is --set FIELD=VALUE for the field of that name")
+        for f in dataclasses.fields(Recipe):
+            if f.name in self.no_shorthand:
+                continue
+            flag, hint = "--" + f.name.replace("_", "-"), field_hints(Recipe)[f.name]
+            if hint is bool:
+                shorthand.add_argument(flag, dest=f"recipe.{f.name}",
+                                       action=argparse.BooleanOptionalAction,
+                                       default=argparse.SUPPRESS, help=f.metadata.get("help"))
+            else:
+                choices = f.metadata.get("choices")
+                metavar = ("{" + ",".join(choices) + "}" if choices
+                           else describe(hint).upper().replace(" ", "-"))
+                shorthand.add_argument(flag, dest=f"recipe.{f.name}", default=argparse.SUPPRESS,
+                                       metavar=metavar, help=f.metadata.get("help"))
+        parser.formatter_class = _HelpFormatter
+        parser.epilog = self.help_tables(argv)
+
+    def help_tables(self, argv: Sequence[str] | None) -> str:
+        """The fields of the recipe ``argv`` names (or the default) with their values, then
+        the options of its network."""
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--recipe", choices=list(self.recipes), default=self.default)
+        pre.add_argument("--arch", default=None)
+        known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+        network, recipe = self.recipes[known.recipe]
+        arch = known.arch if known.arch in self.architectures else network.arch
+        options = network.options if arch == network.arch else {}
+        return "\n".join([recipe_table(recipe, f"recipe {known.recipe!r}"), "",
+                          options_table(self.architectures[arch], arch, options)])
+
+    def resolve(self, args: argparse.Namespace, settings: Sequence[str] = (),
+                options: Sequence[str] = ()):
+        """The (Network, Recipe) the parsed ``args`` ask for; ``settings`` and ``options``
+        are a script's own ``FIELD=VALUE`` / ``KEY=VALUE`` (legacy flags), applied before
+        ``--set`` / ``--option``."""
+        from digitlab.engine.networks import Network
+        from digitlab.settings import apply_settings, parse_options, split_assignment
+
+        network, recipe = self.recipes[args.recipe]
+        arch = getattr(args, "arch", network.arch)
+        base = network.options if arch == network.arch else {}
+        chosen = parse_options(self.architectures[arch],
+                               [*options, *getattr(args, "network_options", [])], base,
+                               what=f"{arch} option")
+        given = [f"{key[len('recipe.'):]}={_text(value)}" for key, value in vars(args).items()
+                 if key.startswith("recipe.")]
+        given += [*settings, *getattr(args, "settings", [])]
+        changed = {split_assignment(text, "recipe setting")[0] for text in given}
+        result = apply_settings(recipe, given, "recipe")
+        if "lr" not in changed and (arch, result.optimizer) != (network.arch, recipe.optimizer):
+            result = result.replace(lr=None)  # the optimiser's default rate
+        ignored = sorted(changed & {"momentum", "nesterov"})
+        if ignored and result.optimizer != "sgd":
+            logging.getLogger(__name__).warning(
+                "%s applies to SGD only; the %s optimiser ignores it.", " and ".join(ignored),
+                result.optimizer)
+        return Network(arch, chosen), result
+
+
+def _text(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _value_text(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def recipe_table(recipe, title: str) -> str:
+    """One line per field of ``recipe``: name, syntax, value, help (and allowed values)."""
+    from digitlab.settings import describe, field_hints
+
+    hints = field_hints(type(recipe))
+    lines = [f"{title} fields (--set FIELD=VALUE; true/false, none for an empty optional "
+             "field, lists comma-separated, mappings as JSON):"]
+    for f in dataclasses.fields(recipe):
+        about = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            about += f" ({'/'.join(f.metadata['choices'])})"
+        lines.append(f"  {f.name:<16} {describe(hints[f.name]):<22} "
+                     f"{_value_text(getattr(recipe, f.name)):<24} {about}")
+    return "\n".join(lines)
+
+
+def options_table(builder: Callable, arch: str, options: Mapping[str, Any]) -> str:
+    """One line per keyword option of ``builder``: name, syntax, value for this run."""
+    from digitlab.settings import describe, keyword_options
+
+    allowed = keyword_options(builder)
+    if not allowed:
+        return f"network {arch!r} takes no options."
+    lines = [f"network {arch!r} options (--option KEY=VALUE):"]
+    for name, (hint, default) in allowed.items():
+        lines.append(f"  {name:<16} {describe(hint):<22} {_value_text(options.get(name, default))}")
+    return "\n".join(lines)
 
 
 def add_study_options(parser: argparse.ArgumentParser, threads: bool = True) -> None:

@@ -42,11 +42,11 @@ def resolve(name: str | torch.device = "auto") -> torch.device:
     if kind == "auto":
         return torch.device(available()[0])
     if kind not in available():
-        raise UserError(f"--device {name} was asked for but this machine has no {kind.upper()} "
-                        f"device; available: {', '.join(available())} (or --device auto).")
+        raise UserError(f"no {kind.upper()} device on this machine for device {str(name)!r}; "
+                        f"available: {', '.join(available())}, or auto.")
     device = torch.device(name)
     if kind == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name} does not exist: this machine has "
+        raise UserError(f"device {str(name)!r} does not exist: this machine has "
                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
                         f"cuda:{torch.cuda.device_count() - 1}.")
     return device

@@ -48,6 +48,7 @@ device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 # %%
 import torch
 
+import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
@@ -102,7 +103,7 @@ recipe = Recipe(optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size)
 histories = {}
 for name, net in networks.items():
     set_seed(seed)
-    histories[name] = fit(net, train, val, recipe, seed=seed, device=device, desc=name)
+    histories[name] = fit(net, recipe, train, val, seed=seed, device=device, desc=name)
     print(f"{name}: {histories[name].train_seconds:.1f} s, "
           f"validation accuracy per epoch {[round(a, 4) for a in histories[name].val_acc]}")
 

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
+import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, paths, plots
 from digitlab.engine.parallel import Execution
 from digitlab.noisy import study

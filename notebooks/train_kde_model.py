@@ -51,6 +51,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, engine, paths
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors

@@ -30,6 +30,7 @@ from digitlab.cli import (
     add_verbose_option,
     cli,
     configure_logging,
+    for_option,
     script_parser,
 )
 from digitlab.data.idx import load_idx_pair
@@ -77,7 +78,8 @@ def load_test_set(args) -> tuple:
 def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.verbose)
-    device = devices.resolve(args.device)
+    with for_option("--device"):
+        device = devices.resolve(args.device)
     devices.set_threads(device=device)
     checkpoint = args.checkpoint or paths.cnn_checkpoint()
     images, labels, name, test_set = load_test_set(args)

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from digitlab import paths
-from digitlab.cli import cli, script_parser
+from digitlab.cli import cli, for_option, script_parser
 from digitlab.errors import UserError
 from digitlab.minimnist import dataset
 from digitlab.repro import save_metrics
@@ -52,7 +52,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.n_per_class < 1:
         raise UserError(f"--n-per-class must be at least 1 (got {args.n_per_class}).")
-    dataset.check_fits_in_memory(args.n_per_class)
+    with for_option("--n-per-class"):
+        dataset.check_fits_in_memory(args.n_per_class)
     overrides = {name: getattr(args, name, None) for name in dataset.KNOBS}
     negative = [name for name, value in overrides.items() if value is not None and value < 0]
     if negative:

@@ -2,6 +2,8 @@
 
 Usage:
     python scripts/train_cnn.py                      # the best CNN, recipe of the README
+    python scripts/train_cnn.py --recipe reference   # the PyTorch example's network and recipe
+    python scripts/train_cnn.py --set momentum=0.95 --set ema_decay=0.999 --option width=24
     python scripts/train_cnn.py --arch reference --optimizer adadelta --lr 1.0 \\
         --schedule step --batch-size 64 --epochs 14 --no-augment
     python scripts/train_cnn.py --source local --data-dir ~/fashion-mnist --name fashion_cnn
@@ -22,6 +24,18 @@ validation out and reports it. On the offline embedded data (4,000 digits)
 that takes under a minute on two cores. Test
 accuracy is in metrics.json under ``metrics.test_accuracy``.
 
+The run starts from a named recipe and its network (``--recipe best``, the default, or
+``reference``: ``digitlab.mnist.recipes.RECIPES``). ``--set FIELD=VALUE`` (repeatable)
+changes any field of ``digitlab.engine.Recipe``: numbers, ``true``/``false``, ``none`` for
+an optional field, ``augment_params`` as a JSON object whose keys replace the recipe's
+(``--set 'augment_params={"degrees": 15}'``); ``--help`` lists every field with the chosen
+recipe's value. Each field is also a flag of its own name (``--momentum 0.95``,
+``--no-augment``), applied before ``--set``; ``--bf16`` is ``--set precision=bf16``.
+``--arch NAME`` picks another network and ``--option KEY=VALUE`` sets an argument of its
+builder (``--dropout P`` and ``--batchnorm`` are shorthands). Without ``lr``, another
+architecture or optimiser than the named recipe's trains at the optimiser's default rate.
+``momentum`` and ``nesterov`` apply to SGD only (a warning says so otherwise).
+
 With ``--noise``, validation and test are the fixed, seeded noisy digits that
 ``make_noisy_mnist.py`` saves, and the training digits get new noise of that
 kind in every batch, after augmentation (``--no-fresh-noise``: train on the
@@ -35,65 +49,47 @@ from pathlib import Path
 
 from digitlab import devices, paths
 from digitlab.cli import (
+    RunOptions,
     add_data_options,
     add_device,
     add_seed,
     add_verbose_option,
     cli,
     configure_logging,
+    for_option,
     script_parser,
 )
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
-from digitlab.engine import Network
-from digitlab.engine.recipe import DEFAULT_LR, OPTIMIZERS, SCHEDULES
+from digitlab.engine import Network, Recipe
 from digitlab.errors import UserError
 from digitlab.mnist.networks import ARCHITECTURES
-from digitlab.mnist.recipes import BEST, BEST_NETWORK
+from digitlab.mnist.recipes import RECIPES
 from digitlab.mnist.training import train_and_save
 from digitlab.noisy.sets import corrupt_splits
+
+RUN_OPTIONS = RunOptions(RECIPES, ARCHITECTURES, default="best", no_shorthand=("fresh_noise",))
 
 
 def parse_args(argv):
     parser = script_parser(__doc__)
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default=BEST_NETWORK.arch,
-                        help="network")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=BEST.optimizer,
-                        help="optimizer")
-    parser.add_argument("--lr", type=float, default=None,
-                        help=f"(peak) learning rate; default {BEST.lr} for the best CNN with "
-                             f"{BEST.optimizer}, else per optimizer: {DEFAULT_LR}")
-    parser.add_argument("--weight-decay", type=float, default=BEST.weight_decay,
-                        help="weight decay")
-    parser.add_argument("--schedule", choices=SCHEDULES, default=BEST.schedule,
-                        help="onecycle: per batch; step: x gamma 0.7 per epoch")
-    parser.add_argument("--epochs", type=int, default=BEST.epochs, help="epochs")
-    parser.add_argument("--batch-size", type=int, default=BEST.batch_size, help="batch size")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=BEST.augment,
-                        help="random affine augmentation of training batches")
-    parser.add_argument("--label-smoothing", type=float, default=BEST.label_smoothing,
-                        help="cross-entropy label smoothing")
-    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
-                        default=BEST.precision == "bf16",
-                        help="bfloat16 autocast for the training forward passes, where the "
-                             "device supports it")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                        default=BEST.channels_last, help="channels-last memory layout")
-    parser.add_argument("--train-on-val", action=argparse.BooleanOptionalAction,
-                        default=BEST.train_on_val,
-                        help="fold the validation split into training (the final model); "
-                             "--no-train-on-val keeps it out and reports validation accuracy")
-    parser.add_argument("--dropout", type=float, default=None,
-                        help="dropout rate for architectures that take one (default: theirs)")
-    parser.add_argument("--batchnorm", action="store_true", help="batch-norm for cnn2/cnn3")
+    RUN_OPTIONS.add_to(parser, argv)
+    legacy = parser.add_argument_group("network and precision shorthands")
+    legacy.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                        help="--set precision=bf16 (--no-bf16: fp32)")
+    legacy.add_argument("--dropout", type=float, default=argparse.SUPPRESS, metavar="P",
+                        help="--option dropout=P for architectures that take one")
+    legacy.add_argument("--batchnorm", action="store_true", help="--option batchnorm=true "
+                        "(cnn2/cnn3)")
     add_data_options(parser)
     parser.add_argument("--noise", default=None, choices=NOISE_TYPES,
                         help="train and test on noisy MNIST of this type")
     parser.add_argument("--fresh-noise", action=argparse.BooleanOptionalAction, default=True,
                         help="with --noise: train on the clean digits with new noise every "
-                             "batch (the best CNN's choice, make noisy-recipe); "
-                             "--no-fresh-noise trains on the fixed noisy set, as n-MNIST "
-                             "ships it. Validation and test are the fixed noisy sets either way")
+                             "batch (--set fresh_noise=<noise>; the best CNN's choice, make "
+                             "noisy-recipe); --no-fresh-noise trains on the fixed noisy set, "
+                             "as n-MNIST ships it. Validation and test are the fixed noisy "
+                             "sets either way")
     add_seed(parser)
     add_device(parser)
     parser.add_argument("--threads", type=int, default=None,
@@ -107,40 +103,29 @@ def parse_args(argv):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_verbose_option(parser)
     args = parser.parse_args(argv)
-    if args.dropout is not None and not 0 <= args.dropout < 1:
+    if getattr(args, "dropout", None) is not None and not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}.")
     return args
 
 
-def network_from_args(args) -> Network:
-    options = {}
-    if args.dropout is not None:
-        options["dropout"] = args.dropout
-    if args.batchnorm:
-        options["batchnorm"] = True
-    if args.arch == BEST_NETWORK.arch:  # the best CNN's own settings, unless overridden
-        options = {**BEST_NETWORK.options, **options}
-    return Network(args.arch, options)
-
-
-def recipe_from_args(args):
-    lr = args.lr
-    if lr is None and (args.arch, args.optimizer) == (BEST_NETWORK.arch, BEST.optimizer):
-        lr = BEST.lr
-    return BEST.replace(optimizer=args.optimizer, lr=lr, weight_decay=args.weight_decay,
-                        schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size,
-                        augment=args.augment, label_smoothing=args.label_smoothing,
-                        precision="bf16" if args.bf16 else "fp32",
-                        channels_last=args.channels_last, train_on_val=args.train_on_val,
-                        fresh_noise=args.noise if args.fresh_noise else None)
+def network_and_recipe(args) -> tuple[Network, Recipe]:
+    """What to train: the named recipe and its network, changed by the flags."""
+    bf16, dropout = getattr(args, "bf16", None), getattr(args, "dropout", None)
+    settings = [] if bf16 is None else [f"precision={'bf16' if bf16 else 'fp32'}"]
+    if args.noise is not None and args.fresh_noise:
+        settings.append(f"fresh_noise={args.noise}")
+    options = [] if dropout is None else [f"dropout={dropout}"]
+    options += ["batchnorm=true"] if args.batchnorm else []
+    return RUN_OPTIONS.resolve(args, settings=settings, options=options)
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.verbose)
-    device = devices.resolve(args.device)
-    network, recipe = network_from_args(args), recipe_from_args(args)
+    with for_option("--device"):
+        device = devices.resolve(args.device)
+    network, recipe = network_and_recipe(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")
     checkpoint = (args.output_dir or paths.models_dir()) / f"{name}.pt"
     results = args.results_dir or paths.mnist_results() / name

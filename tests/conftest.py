@@ -35,6 +35,7 @@ def classifier_checkpoint(tmp_path_factory):
     """A small CNN (``cnn2``, 3 epochs, no augmentation) trained on the 4,000 embedded
     train + validation digits, saved as a checkpoint: good enough to read digits drawn
     in a browser, quick enough for the suite. Shared by the web app's tests."""
+    import digitlab.architectures  # noqa: F401  (cnn2 by name)
     from digitlab import engine
     from digitlab.data.sources import load_mnist
     from digitlab.data.transforms import as_tensors

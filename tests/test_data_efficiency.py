@@ -156,7 +156,7 @@ def test_the_kept_weights_are_the_exponential_moving_average_of_the_steps():
 
     recipe = Recipe(optimizer="sgd", lr=lr, momentum=0.0, epochs=steps, batch_size=64,
                     ema_decay=decay)
-    fit(model, (x, y), None, recipe, progress=False)
+    fit(model, recipe, (x, y), progress=False)
     assert torch.allclose(model.weight, average[0], atol=1e-5)
     assert torch.allclose(model.bias, average[1], atol=1e-5)
     assert not torch.allclose(model.weight, weights[0], atol=1e-3)  # not the last weights
@@ -178,7 +178,7 @@ def test_with_validation_the_kept_weights_are_the_average_of_the_best_epoch():
         model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
         recipe = Recipe(optimizer="sgd", lr=0.3, momentum=0.0, epochs=8, batch_size=16,
                         ema_decay=ema_decay)
-        return model, fit(model, (x[:64], y[:64]), (x[64:], y[64:]), recipe, progress=False)
+        return model, fit(model, recipe, (x[:64], y[:64]), (x[64:], y[64:]), progress=False)
 
     model, history = trained(0.9)
     _, raw_history = trained(None)

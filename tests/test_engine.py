@@ -17,10 +17,11 @@ from test_cnn import digits as square_digits  # class k: a bright square in cell
 from torch import nn
 
 from digitlab import devices, engine
+from digitlab.architectures import architectures
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import Network, Recipe, cross_validate, fit, runner
+from digitlab.engine import networks as registry
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
-from digitlab.engine.networks import architectures
 from digitlab.errors import UserError
 from digitlab.paths import PROJECT_ROOT
 
@@ -38,7 +39,7 @@ def separable(n: int = 400, seed: int = 0):
 def test_fit_keeps_the_weights_of_the_lowest_validation_loss():
     x, y = separable()
     model = nn.Linear(2, 2)
-    history = fit(model, (x[:300], y[:300]), (x[300:], y[300:]), SGD, progress=False)
+    history = fit(model, SGD, (x[:300], y[:300]), (x[300:], y[300:]), progress=False)
     loss = F.cross_entropy(model(x[300:]), y[300:]).item()
     assert loss == pytest.approx(min(history.val_loss), rel=1e-5)
     assert history.best_epoch == int(np.argmin(history.val_loss)) + 1
@@ -55,7 +56,7 @@ def test_without_validation_the_last_epoch_is_kept_even_when_it_is_worse():
     model = nn.Linear(2, 2)
     recipe = Recipe(optimizer="sgd", lr=20.0, momentum=0.9, nesterov=False, epochs=4,
                     batch_size=8)
-    history = fit(model, (x, y), None, recipe, progress=False)
+    history = fit(model, recipe, (x, y), progress=False)
     assert history.best_epoch == 4 and history.val_accuracy is None
     assert int(np.argmin(history.train_loss)) == 0
     final_loss = F.cross_entropy(model(x), y).item()
@@ -66,8 +67,8 @@ def test_fit_stops_early_when_validation_stops_improving():
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(64, 2, generator=gen), torch.randint(0, 2, (64,), generator=gen)  # noise
     val = torch.randn(64, 2, generator=gen), torch.randint(0, 2, (64,), generator=gen)
-    history = fit(nn.Linear(2, 2), (x, y), val,
-                  SGD.replace(lr=1.0, epochs=200, patience=3), progress=False)
+    history = fit(nn.Linear(2, 2), SGD.replace(lr=1.0, epochs=200, patience=3), (x, y), val,
+                  progress=False)
     assert history.stopped_early and len(history.val_loss) < 200
     # It stopped exactly `patience` epochs after the best one.
     assert len(history.val_loss) == history.best_epoch + 3
@@ -76,7 +77,7 @@ def test_fit_stops_early_when_validation_stops_improving():
 def test_history_records_the_learning_rate_each_epoch_trained_with():
     x, y = torch.randn(32, 2), torch.randint(0, 2, (32,))
     recipe = Recipe(optimizer="sgd", lr=1.0, schedule="step", step_gamma=0.5, epochs=3)
-    history = fit(nn.Linear(2, 2), (x, y), None, recipe, progress=False)
+    history = fit(nn.Linear(2, 2), recipe, (x, y), progress=False)
     assert history.lr == [1.0, 0.5, 0.25]
 
 
@@ -90,7 +91,7 @@ def test_label_smoothing_trains_on_the_smoothed_cross_entropy():
     eps = 0.2
     expected = ((1 - eps) * -log_p[torch.arange(16), y] - eps * log_p.mean(1)).mean().item()
     recipe = Recipe(optimizer="sgd", lr=1e-12, epochs=1, batch_size=16, label_smoothing=eps)
-    history = fit(model, (x, y), None, recipe, progress=False)
+    history = fit(model, recipe, (x, y), progress=False)
     assert history.train_loss[0] == pytest.approx(expected, rel=1e-5)
 
 
@@ -128,8 +129,33 @@ def test_every_architecture_of_every_track_builds_by_name():
     for arch in table:
         logits = Network(arch).build(seed=0).eval()(inputs.get(arch, torch.randn(2, 1, 28, 28)))
         assert logits.shape == (2, 10), arch
-    with pytest.raises(UserError, match="unknown architecture 'resnet'; choose one of"):
+    with pytest.raises(UserError, match="^unknown architecture 'resnet'; choose one of best, "
+                                        "cnn2, cnn3, dnn, dnn-bn, mini-cnn, mini-mlp, "
+                                        "reference[.]$"):
         Network("resnet").build()
+    with pytest.raises(UserError, match="unknown dense architecture 'cnn2'; choose one of "
+                                        "dnn, dnn-bn[.]$"):
+        registry.build("cnn2", "dense")
+
+
+def test_a_track_registers_its_architectures_and_a_taken_name_is_refused(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+
+    @registry.register("tiny", family="toy")
+    def tiny(width: int = 3):
+        return nn.Linear(2, width)
+
+    registry.register("tiny", tiny, family="toy")  # a module imported again: harmless
+    assert registry.architectures("toy") == {"tiny": tiny} and registry.families() == ["toy"]
+    assert Network("tiny", {"width": 5}).build().out_features == 5
+    with pytest.raises(ValueError, match="'tiny' is already registered by family 'toy'"):
+        registry.register("tiny", lambda: nn.Linear(2, 2), family="other")
+
+
+def test_fit_refuses_the_old_argument_order():
+    x, y = separable(8)
+    with pytest.raises(TypeError, match=r"fit\(model, recipe, train_data, val_data\)"):
+        fit(nn.Linear(2, 2), (x, y), None, SGD)
 
 
 def test_a_run_reports_the_kept_validation_accuracy_or_none_when_validation_was_trained_on():
@@ -153,8 +179,9 @@ def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeyp
     lengths = iter([3, 5])
     real_fit = runner.fit
 
-    def stopping_fit(model, train, val, recipe, **kwargs):
-        return real_fit(model, train, val, recipe.replace(epochs=next(lengths)), **kwargs)
+    def stopping_fit(model, recipe, train_data, val_data, **kwargs):
+        return real_fit(model, recipe.replace(epochs=next(lengths)), train_data, val_data,
+                        **kwargs)
 
     monkeypatch.setattr(runner, "fit", stopping_fit)
     network = Network("best", {"width": 4, "members": 2})
@@ -233,7 +260,8 @@ def test_asking_for_a_device_that_is_not_there_is_one_sentence_naming_what_is():
     with mock.patch.object(torch.cuda, "is_available", return_value=False), \
             mock.patch.object(devices, "_mps_available", return_value=False):
         assert devices.resolve("auto") == torch.device("cpu")
-        with pytest.raises(UserError, match=r"no CUDA device; available: cpu"):
+        with pytest.raises(UserError, match=r"^no CUDA device on this machine for device 'cuda'; "
+                                            r"available: cpu, or auto[.]$"):
             devices.resolve("cuda")
         with pytest.raises(UserError, match="no MPS device"):
             devices.resolve("mps")
@@ -251,7 +279,8 @@ def test_train_script_with_an_absent_device_exits_with_status_2(capsys):
         module.main(["--device", "cuda"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: --device cuda was asked for") and "\n" not in err
+    assert err.startswith("error: --device: no CUDA device on this machine for device 'cuda'")
+    assert "\n" not in err
 
 
 def test_bfloat16_is_used_only_where_the_device_runs_it():
@@ -325,7 +354,7 @@ def test_no_script_benchmark_or_notebook_imports_a_script():
 def test_only_the_shared_core_lives_at_the_top_of_the_package():
     top = {path.name for path in (PROJECT_ROOT / "digitlab").glob("*.py")}
     assert top == {"__init__.py", "paths.py", "repro.py", "cli.py", "devices.py", "metrics.py",
-                   "plots.py", "errors.py"}
+                   "plots.py", "errors.py", "architectures.py", "settings.py"}
 
 
 def test_checkpoint_files_are_read_without_running_code(tmp_path):

@@ -272,7 +272,8 @@ def test_kernels_that_cannot_be_sampled_are_refused(digits):
     images, labels, _ = digits
     with pytest.raises(UserError, match="'cosine' cannot be sampled from.*exponential"):
         gen.fit_generator(images, labels, kernel="cosine", bandwidth=1.0)
-    with pytest.raises(UserError, match="--bandwidth"):
+    with pytest.raises(UserError,
+                       match="^bandwidth must be a positive number or 'cv', got -1.0[.]$"):
         gen.fit_generator(images, labels, n_components=5, bandwidth=-1.0)
 
 

@@ -115,7 +115,8 @@ def test_generate_refuses_a_size_that_cannot_fit_in_memory_before_allocating(
 
     monkeypatch.setattr(dataset, "generate", must_not_run)
     message = run_and_capture("generate_data", ["--n-per-class", "1000000000"], capsys)
-    assert "--n-per-class 1,000,000,000" in message and "GB of memory" in message
+    assert "--n-per-class: 1,000,000,000 images per digit would need" in message
+    assert "GB of memory" in message and "\n" not in message.strip()
     assert list((project_root / "data").iterdir()) == []
 
 
@@ -133,7 +134,7 @@ def test_the_memory_estimate_covers_the_measured_peak(tmp_path):
     estimate = 10 * n_per_class * dataset.BYTES_PER_IMAGE
     assert peak <= estimate + 64 * 1024  # a few buffers of fixed size on top
     dataset.check_fits_in_memory(n_per_class, memory=estimate)
-    with pytest.raises(UserError, match="use at most --n-per-class 200"):
+    with pytest.raises(UserError, match="GB; use at most 200 per digit[.]$"):
         dataset.check_fits_in_memory(n_per_class + 1, memory=estimate)
 
 

@@ -64,6 +64,7 @@ def test_exploration_notebook(project_root):
 
 @pytest.mark.slow
 def test_first_cnn_notebook_saves_the_checkpoint_it_reports(project_root):
+    import digitlab.architectures  # noqa: F401  (the checkpoint names a CNN)
     from digitlab.data.transforms import as_tensors
     from digitlab.engine.checkpoint import load_checkpoint
 

@@ -130,7 +130,7 @@ def load_local(root: str | os.PathLike | None = None, seed: int = 0,
     if files is None:
         names = ", ".join(f"{n}[.gz]" for n in FILES.values())
         raise UserError(f"{root} does not hold the four MNIST-format files ({names}); "
-                        "pass --source download, --source embedded, or a folder that has them.")
+                        "choose the source 'download' or 'embedded', or a folder that has them.")
     train_x, train_y = load_idx_pair(files["train_images"], files["train_labels"])
     test_x, test_y = load_idx_pair(files["test_images"], files["test_labels"])
     if train_x.shape[1:] != test_x.shape[1:]:
@@ -220,7 +220,7 @@ def _download_one(name: str, expected: str, dest: Path, mirrors: Sequence[str],
             return
     raise UserError(f"could not download {name} with a valid md5 from any mirror "
                     f"({'; '.join(failures)}); copy the MNIST files into {dest} "
-                    "or use --source embedded.")
+                    "or choose the source 'embedded'.")
 
 
 def load_download(root: str | os.PathLike | None = None, seed: int = 0,

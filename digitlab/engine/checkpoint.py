@@ -75,7 +75,7 @@ def read_payload(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; train one with {TRAIN_COMMAND} "
-                        "or pass --checkpoint PATH.")
+                        "or give the path of one that does.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -71,22 +71,26 @@ class History:
         return cls(**{f.name: record[f.name] for f in fields(cls)})
 
 
-def fit(model: nn.Module, train: Data, val: Data | None, recipe: Recipe, *, seed: int = 0,
-        device: str | torch.device | None = None, progress: bool = True,
+def fit(model: nn.Module, recipe: Recipe, train_data: Data, val_data: Data | None = None, *,
+        seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
         desc: str = "train") -> History:
-    """Train ``model`` in place with ``recipe``; return its :class:`History`.
+    """Train ``model`` in place with ``recipe`` on ``train_data`` (images, labels), keeping
+    the weights that did best on ``val_data`` (when given); return its :class:`History`.
 
     ``device``: where to train (default: where the model is). ``seed`` fixes the
     batch order and the augmentation and noise draws; the initial weights are the
     caller's (:meth:`digitlab.engine.networks.Network.build` seeds them).
     """
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"fit(model, recipe, train_data, val_data): the second argument must be "
+                        f"a Recipe, got {type(recipe).__name__}.")
     device = devices.resolve(device) if device is not None else model_device(model)
     devices.make_deterministic(device)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    train = tuple(t.to(device) for t in train)
-    val = tuple(t.to(device) for t in val) if val is not None else None
+    train = tuple(t.to(device) for t in train_data)
+    val = tuple(t.to(device) for t in val_data) if val_data is not None else None
     optimizer = make_optimizer(recipe, model.parameters())
     scheduler, per_batch = make_scheduler(recipe, optimizer,
                                           math.ceil(len(train[0]) / recipe.batch_size))

@@ -1,17 +1,20 @@
-"""Networks by name: one table over every track's architectures, and ensembles.
+"""Networks by name: the registry every track fills with its architectures, and ensembles.
 
 Each track keeps its own builders in an ``ARCHITECTURES`` table (the Mini MNIST
-networks, the MNIST CNN family, the dense networks of the noisy track). A
-:class:`Network` names one of them with its options; it is what a run, a
-checkpoint and a results file record, so any saved model can be rebuilt from
-its file alone. Track modules are imported when a name is looked up, so the
-engine does not depend on the tracks at import time.
+networks, the MNIST CNN family, the dense networks of the noisy track) and
+registers it here, under its family name, when its networks module is imported
+(:func:`register_family`). The engine imports no track: code that builds a
+network or loads a checkpoint whose name may be any track's imports
+:mod:`digitlab.architectures` first, which imports every track's networks module.
+A :class:`Network` names one architecture with its options; it is what a run, a
+checkpoint and a results file record, so any saved model can be rebuilt from its
+file alone.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,30 +23,63 @@ from torch import nn
 
 from digitlab.errors import UserError
 
-# The modules whose ARCHITECTURES tables together name every network of the project.
-FAMILIES = {
-    "Mini MNIST": "digitlab.minimnist.networks",
-    "CNN": "digitlab.mnist.networks",
-    "dense": "digitlab.noisy.dense",
-}
+Builder = Callable[..., nn.Module]
+
+# name -> (family, builder), filled by register() as the track modules are imported.
+_REGISTRY: dict[str, tuple[str, Builder]] = {}
 
 
-def architectures() -> dict[str, Callable[..., nn.Module]]:
-    """Every architecture name of every track, with its builder."""
-    table: dict[str, Callable[..., nn.Module]] = {}
-    for module in FAMILIES.values():
-        table.update(importlib.import_module(module).ARCHITECTURES)
-    return table
+def register(name: str, builder: Builder | None = None, *, family: str):
+    """Register ``builder`` as the architecture ``name`` of ``family``; without a
+    builder, a decorator that registers the function it decorates.
+
+    Registering a name again with the same builder is harmless (a module imported
+    twice); another builder under a taken name is a programming error."""
+
+    def add(fn: Builder) -> Builder:
+        taken = _REGISTRY.get(name)
+        if taken is not None and _origin(taken[1]) != _origin(fn):
+            raise ValueError(f"architecture {name!r} is already registered by family "
+                             f"{taken[0]!r}")
+        _REGISTRY[name] = (family, fn)
+        return fn
+
+    return add if builder is None else add(builder)
+
+
+def _origin(builder: Builder) -> tuple[str | None, str | None]:
+    """Where a builder is defined: the same after its module is imported again."""
+    return getattr(builder, "__module__", None), getattr(builder, "__qualname__", None)
+
+
+def register_family(family: str, table: Mapping[str, Builder]) -> None:
+    """Register every architecture of a track's ``ARCHITECTURES`` table under ``family``."""
+    for name, builder in table.items():
+        register(name, builder, family=family)
+
+
+def families() -> list[str]:
+    """The family names registered so far, in registration order."""
+    return list(dict.fromkeys(family for family, _ in _REGISTRY.values()))
+
+
+def architectures(family: str | None = None) -> dict[str, Builder]:
+    """Every registered architecture name (of ``family``, or of every family) with its
+    builder."""
+    return {name: builder for name, (fam, builder) in _REGISTRY.items()
+            if family is None or fam == family}
 
 
 def build(arch: str, family: str | None = None, **options) -> nn.Module:
     """Build ``arch`` (of ``family``, or of any); unknown names or options are a
     :class:`UserError` listing what exists."""
-    table = (architectures() if family is None
-             else importlib.import_module(FAMILIES[family]).ARCHITECTURES)
+    table = architectures(family)
     what = f"{family} architecture" if family else "architecture"
     if arch not in table:
-        raise UserError(f"unknown {what} {arch!r}; choose one of {', '.join(table)}.")
+        if not table:
+            raise UserError(f"unknown {what} {arch!r}: none is registered yet; import "
+                            "digitlab.architectures (every track's networks) first.")
+        raise UserError(f"unknown {what} {arch!r}; choose one of {', '.join(sorted(table))}.")
     try:
         return table[arch](**options)
     except TypeError as err:
@@ -69,6 +105,19 @@ class Network:
 
     def as_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "options": dict(self.options)}
+
+    def __reduce__(self):
+        # Sent to a worker process or a Dask worker, a spec carries the module that
+        # registered its architecture, so that the worker can build it too.
+        registered = _REGISTRY.get(self.arch)
+        module = getattr(registered[1], "__module__", None) if registered else None
+        return _unpickle_network, (self.arch, dict(self.options), module)
+
+
+def _unpickle_network(arch: str, options: dict[str, Any], module: str | None) -> Network:
+    if module is not None and arch not in _REGISTRY:
+        importlib.import_module(module)
+    return Network(arch, options)
 
 
 def count_parameters(model: nn.Module) -> int:

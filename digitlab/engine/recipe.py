@@ -27,38 +27,56 @@ PRECISIONS = ("fp32", "bf16")
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.003, "adamw": 0.003, "rmsprop": 0.001, "adadelta": 1.0}
 # RandomAffine ranges: degrees, translate (fraction of the size), scale range, shear degrees.
 DEFAULT_AFFINE = {"degrees": 10.0, "translate": 0.1, "scale": (0.9, 1.1), "shear": 0.0}
+# Every key augment_params may have: the arguments of digitlab.data.transforms.RandomAffine.
+AFFINE_KEYS = ("degrees", "translate", "scale", "shear", "elastic_alpha", "elastic_sigma")
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _setting(default, help: str, choices: tuple[str, ...] | None = None):
+    """A field with its help text (and allowed values) for scripts' ``--set`` tables."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
+    if isinstance(default, Mapping):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Everything about training a network except the network and the data."""
 
-    optimizer: str = "adam"
-    lr: float | None = None  # None: DEFAULT_LR[optimizer]; the peak rate under OneCycle
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = True  # SGD only
-    schedule: str = "constant"  # constant; onecycle (per batch); step (x step_gamma per epoch)
-    step_gamma: float = 0.7
-    epochs: int = 10
-    batch_size: int = 64
-    augment: bool = False  # random affine transform of every training batch
-    augment_params: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_AFFINE))
+    optimizer: str = _setting("adam", "the optimiser", choices=OPTIMIZERS)
+    lr: float | None = _setting(None, "learning rate (the peak under onecycle); none: the "
+                                "optimiser's default " + ", ".join(f"{k} {v}" for k, v in
+                                                                  DEFAULT_LR.items()))
+    weight_decay: float = _setting(0.0, "weight decay")
+    momentum: float = _setting(0.9, "momentum; SGD only (other optimisers ignore it)")
+    nesterov: bool = _setting(True, "Nesterov momentum; SGD only (other optimisers ignore it)")
+    schedule: str = _setting("constant", "learning-rate schedule: constant; onecycle (per "
+                             "batch); step (x step_gamma per epoch)", choices=SCHEDULES)
+    step_gamma: float = _setting(0.7, "factor of the step schedule per epoch")
+    epochs: int = _setting(10, "epochs")
+    batch_size: int = _setting(64, "batch size")
+    augment: bool = _setting(False, "random affine transform of every training batch")
+    augment_params: Mapping[str, Any] = _setting(
+        DEFAULT_AFFINE, "the affine ranges, a JSON object with keys " + ", ".join(AFFINE_KEYS))
     # A noise kind (digitlab.data.noise): every training batch is corrupted anew after the
     # augmentation; validation and test stay whatever fixed images they are.
-    fresh_noise: str | None = None
-    label_smoothing: float = 0.0
+    fresh_noise: str | None = _setting(None, "a noise kind (digitlab.data.noise) drawn anew "
+                                       "for every training batch, or none")
+    label_smoothing: float = _setting(0.0, "cross-entropy label smoothing, in [0, 1)")
     # Keep an exponential moving average of the weights (and batch-norm statistics), updated
     # after every step with this decay, and use it in place of the last weights.
-    ema_decay: float | None = None
-    precision: str = "fp32"  # bf16: autocast the training forward passes where the device can
-    channels_last: bool = False  # memory layout of the convolutions' weights
-    patience: int | None = None  # stop after this many epochs without a lower validation loss
+    ema_decay: float | None = _setting(None, "decay of a moving average of the weights that "
+                                       "replaces the last weights, in (0, 1), or none")
+    precision: str = _setting("fp32", "bf16: autocast the training forward passes where the "
+                              "device can", choices=PRECISIONS)
+    channels_last: bool = _setting(False, "channels-last memory layout of the convolutions")
+    patience: int | None = _setting(None, "stop after this many epochs without a lower "
+                                    "validation loss, or none")
     # Fold the validation split into training (fixed epochs, nothing chosen on validation):
     # for a final model whose recipe was already chosen by validation or cross-validation.
-    train_on_val: bool = False
+    train_on_val: bool = _setting(False, "train on the validation digits too (final model)")
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -75,6 +93,10 @@ class Recipe:
             raise UserError(f"the EMA decay must be in (0, 1), got {self.ema_decay}.")
         if self.patience is not None and self.patience < 1:
             raise UserError(f"patience must be at least 1 epoch, got {self.patience}.")
+        unknown = set(self.augment_params) - set(AFFINE_KEYS)
+        if unknown:
+            raise UserError(f"unknown augment_params key {sorted(unknown)[0]!r}; choose from "
+                            f"{', '.join(AFFINE_KEYS)}.")
         if self.fresh_noise is not None:
             from digitlab.data.noise import check_kind
 

@@ -20,27 +20,29 @@ from digitlab.engine.recipe import Recipe
 MEMBER_SEED_STEP = 1000
 
 
-def fit_data(recipe: Recipe, train: Data, val: Data | None) -> tuple[Data, Data | None]:
+def fit_data(recipe: Recipe, train_data: Data,
+             val_data: Data | None) -> tuple[Data, Data | None]:
     """The (train, validation) pair a run of ``recipe`` actually fits on: with
     ``recipe.train_on_val`` the validation rows join the training rows."""
-    if not recipe.train_on_val or val is None:
-        return train, val
-    return (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]])), None
+    if not recipe.train_on_val or val_data is None:
+        return train_data, val_data
+    return (torch.cat([train_data[0], val_data[0]]),
+            torch.cat([train_data[1], val_data[1]])), None
 
 
-def train(network: Network, recipe: Recipe, train: Data, val: Data | None = None, *,
+def train(network: Network, recipe: Recipe, train_data: Data, val_data: Data | None = None, *,
           seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
           desc: str | None = None) -> tuple[nn.Module, History]:
     """Build ``network`` from ``seed`` and fit it with ``recipe``; an ensemble's members
     are fitted one after the other, each from its own seed."""
     device = devices.resolve(device)
-    train, val = fit_data(recipe, train, val)
+    fit_on, val = fit_data(recipe, train_data, val_data)
     model = network.build(seed)
     desc = desc or network.arch
     if not isinstance(model, Ensemble):
-        return model, fit(model, train, val, recipe, seed=seed, device=device,
+        return model, fit(model, recipe, fit_on, val, seed=seed, device=device,
                           progress=progress, desc=desc)
-    histories = [fit(member, train, val, recipe, seed=seed + MEMBER_SEED_STEP * k,
+    histories = [fit(member, recipe, fit_on, val, seed=seed + MEMBER_SEED_STEP * k,
                      device=device, progress=progress,
                      desc=f"{desc} {k + 1}/{len(model.members)}")
                  for k, member in enumerate(model.members)]
@@ -72,10 +74,11 @@ def merge_histories(histories: list[History]) -> History:
     return merged
 
 
-def run(network: Network, recipe: Recipe, train_data: Data, val: Data | None, test: Data, *,
-        seed: int = 0, device: str | torch.device = "cpu",
+def run(network: Network, recipe: Recipe, train_data: Data, val_data: Data | None,
+        test_data: Data, *, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True) -> tuple[nn.Module, History, dict]:
-    """Train on ``train_data`` (and validation, per the recipe), score once on ``test``.
+    """Train on ``train_data`` (and ``val_data``, per the recipe), score once on
+    ``test_data``.
 
     The metrics: the test report (:func:`digitlab.engine.predict.evaluate`), the
     validation accuracy of the kept weights (None when validation was trained on),
@@ -83,16 +86,16 @@ def run(network: Network, recipe: Recipe, train_data: Data, val: Data | None, te
     many ensemble members it goes through), parameters and the device.
     """
     device = devices.resolve(device)
-    model, history = train(network, recipe, train_data, val, seed=seed, device=device,
+    model, history = train(network, recipe, train_data, val_data, seed=seed, device=device,
                            progress=progress)
-    n_train = len(train_data[1]) + (len(val[1]) if recipe.train_on_val and val else 0)
+    n_train = len(train_data[1]) + (len(val_data[1]) if recipe.train_on_val and val_data else 0)
     epochs = len(history.train_loss)
     # The kept weights' validation accuracy (for an ensemble: the averaged prediction's).
-    held_out = val is not None and not recipe.train_on_val
-    val_accuracy = loss_and_accuracy(predict_logits(model, val[0]), val[1])[1] if held_out \
-        else None
+    held_out = val_data is not None and not recipe.train_on_val
+    val_accuracy = (loss_and_accuracy(predict_logits(model, val_data[0]), val_data[1])[1]
+                    if held_out else None)
     metrics = {
-        "test": evaluate(model, *test), "val_accuracy": val_accuracy,
+        "test": evaluate(model, *test_data), "val_accuracy": val_accuracy,
         "n_train": n_train, "best_epoch": history.best_epoch, "epochs_run": epochs,
         "train_seconds": history.train_seconds,
         "images_per_second": epochs * n_train / max(history.train_seconds, 1e-9),

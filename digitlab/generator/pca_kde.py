@@ -92,7 +92,7 @@ def select_training_images(images: np.ndarray, labels: np.ndarray, max_samples: 
                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_samples`` images, a seeded random subset when there are more."""
     if max_samples < 1:
-        raise UserError(f"--max-samples must be at least 1, got {max_samples}.")
+        raise UserError(f"max_samples must be at least 1, got {max_samples}.")
     if len(images) <= max_samples:
         return images, labels
     keep = np.sort(np.random.default_rng(seed).choice(len(images), max_samples, replace=False))
@@ -151,7 +151,7 @@ def select_bandwidth(latent: np.ndarray, kernel: str = "gaussian", grid=None,
     if not np.isfinite(means).any():
         raise UserError(f"no bandwidth in the grid {grid.min():.3g}..{grid.max():.3g} gives the "
                         f"held-out images a finite likelihood with the {kernel} kernel; "
-                        "pass a larger --bandwidth.")
+                        "give a larger bandwidth.")
     best = float(grid[int(np.nanargmax(np.where(np.isfinite(means), means, -np.inf)))])
     return BandwidthSearch(grid, means, np.asarray(search.cv_results_["std_test_score"]),
                            folds, best)
@@ -322,7 +322,7 @@ def fit_generator(images: np.ndarray, labels: np.ndarray, *,
     _check_fit_options(bandwidth, background, folds, len(images))
     x = to_unit(images)
     if not 1 <= n_components <= min(x.shape):
-        raise UserError(f"--components must be between 1 and {min(x.shape)} for "
+        raise UserError(f"n_components must be between 1 and {min(x.shape)} for "
                         f"{len(x)} images, got {n_components}.")
     with _one_blas_thread():
         pca = PCA(n_components=n_components, random_state=random_state).fit(x)
@@ -344,13 +344,13 @@ def _check_fit_options(bandwidth, background, folds: int, n_images: int) -> None
     """Refuse impossible options before any work is done."""
     if bandwidth == "cv":
         if not 2 <= folds <= n_images:
-            raise UserError(f"--cv-folds must be between 2 and the {n_images} training images, "
+            raise UserError(f"folds must be between 2 and the {n_images} training images, "
                             f"got {folds}.")
     elif not (isinstance(bandwidth, (int, float)) and 0 < bandwidth < np.inf):
-        raise UserError(f"--bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
+        raise UserError(f"bandwidth must be a positive number or 'cv', got {bandwidth!r}.")
     if background != "auto" and not (isinstance(background, (int, float))
                                      and 0 <= background < 1):
-        raise UserError(f"--background must be 'auto' or a number in [0, 1), got {background!r}.")
+        raise UserError(f"background must be 'auto' or a number in [0, 1), got {background!r}.")
 
 
 def background_level(pixels: np.ndarray, reconstructed: np.ndarray) -> float:

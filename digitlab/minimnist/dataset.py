@@ -215,9 +215,10 @@ def check_fits_in_memory(n_per_class: int, memory: int | None = None) -> None:
     memory = physical_memory() if memory is None else memory
     needed = 10 * n_per_class * BYTES_PER_IMAGE
     if memory is not None and needed > memory:
-        raise UserError(f"--n-per-class {n_per_class:,} would need about {needed / 1e9:,.1f} GB "
-                        f"of memory but this machine has {memory / 1e9:,.1f} GB; use at most "
-                        f"--n-per-class {memory // (10 * BYTES_PER_IMAGE):,}.")
+        raise UserError(f"{n_per_class:,} images per digit would need about "
+                        f"{needed / 1e9:,.1f} GB of memory but this machine has "
+                        f"{memory / 1e9:,.1f} GB; use at most "
+                        f"{memory // (10 * BYTES_PER_IMAGE):,} per digit.")
 
 
 def write_csv(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from torch import nn
 
 from digitlab.engine import Network, Recipe
+from digitlab.engine.networks import register_family
 from digitlab.minimnist.dataset import COLS, N_PIXELS, ROWS
 
 MLP_SIZES = (N_PIXELS, 20, 10, 10)
@@ -52,6 +53,8 @@ class MiniCNN(nn.Sequential):
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mini-mlp": MiniMLP,
                                                       "mini-cnn": MiniCNN}
+FAMILY = "Mini MNIST"
+register_family(FAMILY, ARCHITECTURES)
 MLP = Network("mini-mlp")
 CNN = Network("mini-cnn")
 # SGD with momentum and a little weight decay, early stopping on the validation loss: the

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import digitlab.architectures  # noqa: F401  (checkpoints of any track's network)
 from digitlab import devices
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import evaluate, load_checkpoint, predict_logits

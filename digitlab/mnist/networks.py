@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitlab.data.transforms import BACKGROUND
-from digitlab.engine.networks import Ensemble, build
+from digitlab.engine.networks import Ensemble, build, register_family
 from digitlab.errors import UserError
 
 
@@ -180,8 +180,10 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "reference": reference,
     "best": best,
 }
+FAMILY = "CNN"
+register_family(FAMILY, ARCHITECTURES)
 
 
 def build_cnn(arch: str, **kwargs) -> nn.Module:
     """Build the CNN called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    return build(arch, "CNN", **kwargs)
+    return build(arch, FAMILY, **kwargs)

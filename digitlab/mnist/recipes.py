@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import digitlab.mnist.networks  # noqa: F401  (registers the CNN architectures named here)
 from digitlab.engine import Network, Recipe
 
 BEST_NETWORK = Network("best", {"width": 16, "members": 1, "tta_shift": 1})
@@ -28,3 +29,6 @@ REFERENCE_NETWORK = Network("reference")
 # The example trains on every digit it has; here it gets the same train + validation digits.
 REFERENCE = Recipe(optimizer="adadelta", lr=1.0, schedule="step", step_gamma=0.7, epochs=14,
                    batch_size=64, train_on_val=True)
+
+# Every named recipe of the track with the network it was chosen for (train_cnn.py --recipe).
+RECIPES = {"best": (BEST_NETWORK, BEST), "reference": (REFERENCE_NETWORK, REFERENCE)}

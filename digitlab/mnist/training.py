@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+import digitlab.architectures  # noqa: F401  (any track's network, by name)
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import History, Network, Recipe, run

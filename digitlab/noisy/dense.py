@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from digitlab.engine.networks import build
+from digitlab.engine.networks import build, register_family
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10
@@ -55,8 +55,10 @@ def dnn_bn(hidden: Sequence[int] = (512, 256), dropout: float = 0.3) -> nn.Seque
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"dnn": dnn, "dnn-bn": dnn_bn}
+FAMILY = "dense"
+register_family(FAMILY, ARCHITECTURES)
 
 
 def build_dense(arch: str, **kwargs) -> nn.Module:
     """Build the dense network called ``arch`` (a key of :data:`ARCHITECTURES`)."""
-    return build(arch, "dense", **kwargs)
+    return build(arch, FAMILY, **kwargs)

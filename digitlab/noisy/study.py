@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import digitlab.mnist.networks  # noqa: F401  (registers cnn2 and cnn3, which the study names)
 from digitlab import engine
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import flatten_tensor, to_tensor

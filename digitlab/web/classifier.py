@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+import digitlab.architectures  # noqa: F401  (checkpoints of any track's network)
 from digitlab import devices, paths
 from digitlab.data.transforms import to_tensor
 from digitlab.engine import predict_proba
@@ -80,6 +81,6 @@ def load_classifier(checkpoint: str | os.PathLike | None = None,
     target = devices.resolve(device)
     if not path.is_file():
         raise UserError(f"no classifier checkpoint at {path}; train it with {TRAIN_COMMAND}, "
-                        "or start the app with --checkpoint PATH.")
+                        "or give the path of another checkpoint.")
     model, info = load_checkpoint(path)  # a damaged file: UserError naming train_cnn.py
     return Classifier(for_inference(model).to(target), target, info)
