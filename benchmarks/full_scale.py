@@ -121,9 +121,9 @@ def main(argv=None):
     recipe = BEST.replace(epochs=args.epochs or (1 if args.quick else BEST.epochs))
     print(f"{splits.description}: training on {len(splits.train_labels) + len(splits.val_labels):,}"
           f" images for {recipe.epochs} epochs on {devices.device_name(device)}")
-    _, _, metrics = train_and_score(BEST_NETWORK, recipe, splits, seed=args.seed, device=device,
-                                    progress=not args.no_progress)
-    result = summarise(metrics, device, splits.summary())
+    run = train_and_score(BEST_NETWORK, recipe, splits, seed=args.seed, device=device,
+                          progress=not args.no_progress)
+    result = summarise(run.to_dict(), device, splits.summary())
     save_metrics(output, result, seed=args.seed,
                  config={**vars(args), "recipe": recipe.as_dict(),
                          "network": BEST_NETWORK.as_dict()}, data=splits.summary())

@@ -50,8 +50,9 @@ def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, devi
     model, _ = pca_kde.fit_generator(images, labels, random_state=seed, progress=False,
                                      **fit_options)
     recipe = BEST.replace(epochs=QUICK["epochs"]) if quick else BEST
-    cnn, _, trained = train_and_score(BEST_NETWORK, recipe, splits, seed=seed, device=device,
-                                      progress=False)
+    trained = train_and_score(BEST_NETWORK, recipe, splits, seed=seed, device=device,
+                              progress=False)
+    cnn = trained.model
     samples, requested = pca_kde.sample_per_digit(model, per_digit, seed=seed)
     recog = recognisability(cnn, samples, requested)
     nov = novelty(samples, images, splits.test_images)
@@ -59,7 +60,7 @@ def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, devi
               "per_digit_agreement": recog["per_digit_agreement"],
               "novelty_median_ratio": nov["median_ratio"],
               "near_copy_fraction": nov["near_copy_fraction"],
-              "cnn_test_accuracy": trained["test_accuracy"], "n_samples": recog["n"],
+              "cnn_test_accuracy": trained.test_accuracy, "n_samples": recog["n"],
               "bandwidth": model.bandwidth, "components": model.n_components,
               "data": splits.summary()}
     print(f"seed {seed}: {result['recognisability']:.4f} of {recog['n']} samples read as the "

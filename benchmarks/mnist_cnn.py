@@ -68,8 +68,8 @@ def run_network(data: dict, *, name, network, recipe, seed, device, rows) -> dic
     """One cell of the benchmark's study: one network trained from one seed (``rows``:
     the data's description, part of the cell's fingerprint)."""
     splits = load_mnist(data["source"], root=data["data_dir"], seed=seed)
-    _, _, metrics = train_and_score(network, recipe, splits, seed=seed, device=device,
-                                    progress=False)
+    metrics = train_and_score(network, recipe, splits, seed=seed, device=device,
+                              progress=False).to_dict()
     result = {key: metrics[key] for key in ("test_accuracy", "n_train", "train_seconds",
                                             "images_per_second", "n_parameters")}
     result.update(network=network.as_dict(), epochs=metrics["epochs_run"],

@@ -163,13 +163,15 @@ def test_a_run_reports_the_kept_validation_accuracy_or_none_when_validation_was_
                                                                       (40, 3)))
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=2, batch_size=20)
     network = Network("cnn2", {"channels": (4, 8)})
-    model, history, metrics = engine.run(network, recipe, train, val, test, progress=False)
-    assert metrics["val_accuracy"] == pytest.approx(history.val_accuracy)
-    assert metrics["n_train"] == 120 and metrics["test"]["n"] == 40
-    assert metrics["device"] == "cpu" and metrics["device_name"]
-    _, _, folded = engine.run(network, recipe.replace(train_on_val=True), train, val, test,
-                              progress=False)
-    assert folded["val_accuracy"] is None and folded["n_train"] == 160
+    result = engine.run(network, recipe, train, val, test, progress=False)
+    assert result.val_accuracy == pytest.approx(result.history.val_accuracy)
+    assert result.n_train == 120 and result.test["n"] == 40
+    assert result.device["device"] == "cpu" and result.device["device_name"]
+    recorded = result.to_dict()
+    assert recorded["test_accuracy"] == result.test["accuracy"] and "model" not in recorded
+    folded = engine.run(network, recipe.replace(train_on_val=True), train, val, test,
+                        progress=False)
+    assert folded.val_accuracy is None and folded.n_train == 160
 
 
 def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeypatch):
@@ -185,14 +187,15 @@ def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeyp
 
     monkeypatch.setattr(runner, "fit", stopping_fit)
     network = Network("best", {"width": 4, "members": 2})
-    model, history, metrics = engine.run(network, Recipe(epochs=5, batch_size=20), train_data,
-                                         val, val, progress=False)
+    result = engine.run(network, Recipe(epochs=5, batch_size=20), train_data, val, val,
+                        progress=False)
+    history = result.history
     assert len(history.train_loss) == 5 and history.val_accuracy is None
     assert len(history.epoch_seconds) == 5
-    assert metrics["images_per_second"] == pytest.approx(
+    assert result.images_per_second == pytest.approx(
         5 * 100 / history.train_seconds)  # epochs run by the longest member
-    accuracy = (model(val[0]).argmax(1) == val[1]).float().mean().item()
-    assert metrics["val_accuracy"] == pytest.approx(accuracy)
+    accuracy = (result.model(val[0]).argmax(1) == val[1]).float().mean().item()
+    assert result.val_accuracy == pytest.approx(accuracy)
 
 
 def test_an_ensemble_trains_each_member_from_its_own_seed_and_averages_probabilities(tmp_path):

@@ -14,8 +14,8 @@ from digitlab.engine.fit import History, fit
 from digitlab.engine.networks import Ensemble, Network, count_parameters
 from digitlab.engine.predict import evaluate, predict, predict_logits, predict_proba
 from digitlab.engine.recipe import Recipe
-from digitlab.engine.runner import run, train
+from digitlab.engine.runner import RunResult, run, train
 
 __all__ = ["Ensemble", "History", "Network", "Recipe", "count_parameters", "cross_validate",
            "evaluate", "fit", "load_checkpoint", "predict", "predict_logits", "predict_proba",
-           "run", "save_checkpoint", "train"]
+           "run", "RunResult", "save_checkpoint", "train"]

@@ -7,6 +7,8 @@ another process or machine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -74,32 +76,77 @@ def merge_histories(histories: list[History]) -> History:
     return merged
 
 
+@dataclass
+class RunResult:
+    """What one run leaves: the trained model, its history and its scores.
+
+    ``test`` is the test report (:func:`digitlab.engine.predict.evaluate`: accuracy,
+    loss, per-class report, confusion matrix); ``val_accuracy`` is the accuracy of the
+    kept weights on the validation split (None when validation was trained on);
+    ``device`` is :func:`digitlab.devices.describe` of where it trained.
+    """
+
+    model: nn.Module = field(repr=False)
+    history: History = field(repr=False)
+    test: dict = field(repr=False)
+    val_accuracy: float | None
+    n_train: int
+    n_parameters: int
+    precision: str
+    device: dict
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.test["accuracy"]
+
+    @property
+    def test_loss(self) -> float:
+        return self.test["loss"]
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.train_loss)
+
+    @property
+    def best_epoch(self) -> int:
+        return self.history.best_epoch
+
+    @property
+    def train_seconds(self) -> float:
+        return self.history.train_seconds
+
+    @property
+    def images_per_second(self) -> float:
+        """Training images per second (an image counts once however many ensemble
+        members it goes through)."""
+        return self.epochs_run * self.n_train / max(self.train_seconds, 1e-9)
+
+    def to_dict(self) -> dict:
+        """The run's numbers for a ``metrics.json`` (the model and history are not)."""
+        return {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss,
+                "val_accuracy": self.val_accuracy, "n_train": self.n_train,
+                "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
+                "train_seconds": self.train_seconds,
+                "images_per_second": self.images_per_second,
+                "n_parameters": self.n_parameters, **self.device,
+                "precision": self.precision, "test_report": self.test}
+
+
 def run(network: Network, recipe: Recipe, train_data: Data, val_data: Data | None,
         test_data: Data, *, seed: int = 0, device: str | torch.device = "cpu",
-        progress: bool = True) -> tuple[nn.Module, History, dict]:
+        progress: bool = True) -> RunResult:
     """Train on ``train_data`` (and ``val_data``, per the recipe), score once on
-    ``test_data``.
-
-    The metrics: the test report (:func:`digitlab.engine.predict.evaluate`), the
-    validation accuracy of the kept weights (None when validation was trained on),
-    training digits, epochs, seconds, images per second (an image counts once however
-    many ensemble members it goes through), parameters and the device.
-    """
+    ``test_data``; see :class:`RunResult`."""
     device = devices.resolve(device)
     model, history = train(network, recipe, train_data, val_data, seed=seed, device=device,
                            progress=progress)
     n_train = len(train_data[1]) + (len(val_data[1]) if recipe.train_on_val and val_data else 0)
-    epochs = len(history.train_loss)
     # The kept weights' validation accuracy (for an ensemble: the averaged prediction's).
     held_out = val_data is not None and not recipe.train_on_val
     val_accuracy = (loss_and_accuracy(predict_logits(model, val_data[0]), val_data[1])[1]
                     if held_out else None)
-    metrics = {
-        "test": evaluate(model, *test_data), "val_accuracy": val_accuracy,
-        "n_train": n_train, "best_epoch": history.best_epoch, "epochs_run": epochs,
-        "train_seconds": history.train_seconds,
-        "images_per_second": epochs * n_train / max(history.train_seconds, 1e-9),
-        "n_parameters": count_parameters(model), **devices.describe(device),
-        "precision": "bf16" if devices.autocast_dtype(device, recipe.precision) else "fp32",
-    }
-    return model, history, metrics
+    precision = "bf16" if devices.autocast_dtype(device, recipe.precision) else "fp32"
+    return RunResult(model=model, history=history, test=evaluate(model, *test_data),
+                     val_accuracy=val_accuracy, n_train=n_train,
+                     n_parameters=count_parameters(model), precision=precision,
+                     device=devices.describe(device))

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import digitlab.architectures  # noqa: F401  (any track's network, by name)
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import History, Network, Recipe, run
+from digitlab.engine import Network, Recipe, run
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
+from digitlab.engine.runner import RunResult
 from digitlab.errors import UserError
 from digitlab.plots import learning_curves
 from digitlab.repro import metrics_document, save_figure
@@ -36,24 +35,15 @@ def fit_images(recipe: Recipe, splits: Splits, clean: Splits | None) -> Splits:
 
 def train_and_score(network: Network, recipe: Recipe, splits: Splits, *,
                     clean: Splits | None = None, seed: int = 0, device="cpu",
-                    progress: bool = True) -> tuple[torch.nn.Module, History, dict]:
-    """Train ``network`` with ``recipe`` on ``splits`` and score it once on the test split.
-
-    Returns the model, its history and the run's metrics (see
-    :func:`digitlab.engine.runner.run`), with the test numbers also flat:
-    ``test_accuracy``, ``test_loss`` and ``test_report``.
-    """
+                    progress: bool = True) -> RunResult:
+    """Train ``network`` with ``recipe`` on ``splits`` and score it once on the test split
+    (:func:`digitlab.engine.runner.run`)."""
     fit_on = fit_images(recipe, splits, clean)
     train = as_tensors(*fit_on.split("train"))
     # Validation is trained on (clean, corrupted per batch) or monitored (as noisy as test).
     val = as_tensors(*(fit_on if recipe.train_on_val else splits).split("val"))
     test = as_tensors(*splits.split("test"))
-    model, history, metrics = run(network, recipe, train, val, test, seed=seed, device=device,
-                                  progress=progress)
-    report = metrics.pop("test")
-    metrics = {"test_accuracy": report["accuracy"], "test_loss": report["loss"], **metrics,
-               "test_report": report}
-    return model, history, metrics
+    return run(network, recipe, train, val, test, seed=seed, device=device, progress=progress)
 
 
 def train_and_save(network: Network, recipe: Recipe, splits: Splits, *, checkpoint: Path,
@@ -61,9 +51,10 @@ def train_and_save(network: Network, recipe: Recipe, splits: Splits, *, checkpoi
                    device="cpu", progress: bool = True, config: dict | None = None) -> dict:
     """Train, then write the checkpoint and ``results_dir/metrics.json`` as a pair (one
     run id in both) and ``training_curves.png``; return the metrics."""
-    model, history, metrics = train_and_score(network, recipe, splits, clean=clean, seed=seed,
-                                              device=device, progress=progress)
-    metrics = {**metrics, "history": history.as_dict()}
+    result = train_and_score(network, recipe, splits, clean=clean, seed=seed, device=device,
+                             progress=progress)
+    model, history = result.model, result.history
+    metrics = {**result.to_dict(), "history": history.as_dict()}
     data = splits.summary()
     config = {"network": network.as_dict(), **recipe.as_dict(), "checkpoint": checkpoint,
               **(config or {})}
