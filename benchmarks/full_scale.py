@@ -45,6 +45,7 @@ from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
 DEFAULTS = {"dataset": "mnist", "data_dir": None, "epochs": None, "quick": False, "seed": 0,
@@ -117,8 +118,8 @@ def main(argv=None):
     output = output_path(paths.results_dir() / "full_scale" / "benchmark.json", naming,
                          DEFAULTS, args.output)
     if args.quick:
-        splits = splits.head(n_train=2000, n_val=500, n_test=1000)
-    recipe = BEST.replace(epochs=args.epochs or (1 if args.quick else BEST.epochs))
+        splits = SMOKE.splits(splits)
+    recipe = BEST.replace(epochs=args.epochs or (SMOKE.epochs if args.quick else BEST.epochs))
     print(f"{splits.description}: training on {len(splits.train_labels) + len(splits.val_labels):,}"
           f" images for {recipe.epochs} epochs on {devices.device_name(device)}")
     run = train_and_score(BEST_NETWORK, recipe, splits, seed=args.seed, device=device,

@@ -32,12 +32,14 @@ from digitlab.generator.quality import novelty, recognisability
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
 DEFAULTS = {"source": "embedded", "data_dir": None, "seeds": [0, 1, 2], "per_digit": 200,
             "quick": False, "device": "cpu"}
-QUICK = {"n_components": 15, "max_samples": 600, "grid": np.logspace(-0.6, 0.3, 4), "folds": 2,
-         "per_digit": 20, "epochs": 1}
+# The generator's own quick settings beside the smoke preset's (folds, epochs, seeds).
+QUICK = {"n_components": 15, "max_samples": 600, "grid": np.logspace(-0.6, 0.3, 4),
+         "folds": SMOKE.folds, "per_digit": 20, "epochs": SMOKE.epochs}
 
 
 def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, device) -> dict:
@@ -87,7 +89,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = devices.resolve(args.device)
     devices.set_threads(None, device)
-    seeds = args.seeds[:1] if args.quick else args.seeds
+    seeds = args.seeds[:SMOKE.seeds] if args.quick else args.seeds
     per_digit = QUICK["per_digit"] if args.quick else args.per_digit
     output = output_path(paths.generator_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)

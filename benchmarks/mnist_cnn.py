@@ -44,6 +44,7 @@ from digitlab.engine.parallel import Cell, run_study
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
 TARGET_ACCURACY = 0.992
@@ -139,10 +140,10 @@ def main(argv=None):
     configure_logging(args.verbose)
     device = devices.resolve(args.device)
     threads = devices.set_threads(args.threads, device)
-    seeds = [args.seeds[0]] if args.quick else args.seeds
-    best = BEST.replace(epochs=args.best_epochs or (1 if args.quick else BEST.epochs))
+    seeds = args.seeds[:SMOKE.seeds] if args.quick else args.seeds
+    best = BEST.replace(epochs=args.best_epochs or (SMOKE.epochs if args.quick else BEST.epochs))
     reference = REFERENCE.replace(
-        epochs=args.reference_epochs or (1 if args.quick else REFERENCE.epochs))
+        epochs=args.reference_epochs or (SMOKE.epochs if args.quick else REFERENCE.epochs))
     steps = args.speed_steps or (3 if args.quick else 30)
     output = output_path(paths.mnist_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)

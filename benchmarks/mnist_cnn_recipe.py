@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/mnist_cnn_recipe.py            # all candidates x 4 folds: the longest
-    python benchmarks/mnist_cnn_recipe.py --quick    # 2 folds, 1 epoch, 400 digits: plumbing
+    python benchmarks/mnist_cnn_recipe.py --quick    # the smoke preset: checks the plumbing
     python benchmarks/mnist_cnn_recipe.py --only "40 epochs" "40 epochs, batch 64"
     python benchmarks/mnist_cnn_recipe.py --noise awgn   # the same candidates on noisy digits
     python benchmarks/mnist_cnn_recipe.py --device cuda
@@ -72,6 +72,7 @@ from digitlab.engine.recipe import DEFAULT_AFFINE
 from digitlab.errors import UserError
 from digitlab.noisy.sets import corrupt_splits
 from digitlab.pipeline.benchmarks import add_output_option, output_path
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.plots import bar_chart, image_grid
 from digitlab.repro import save_figure, save_metrics
 
@@ -133,7 +134,7 @@ def candidate(changes: tuple[dict, dict], quick: bool):
     """The (network, recipe) of one candidate: the best CNN with one thing changed."""
     options, settings = changes
     recipe = BASE.replace(**settings)
-    return BASE_NETWORK.replace(**options), recipe.replace(epochs=1) if quick else recipe
+    return BASE_NETWORK.replace(**options), SMOKE.recipe(recipe) if quick else recipe
 
 
 def compute(network, recipe) -> float:
@@ -227,7 +228,7 @@ def parse_args(argv):
                         help="compare the candidates on digits corrupted with this noise")
     parser.add_argument("--folds", type=int, default=DEFAULTS["folds"])
     parser.add_argument("--quick", action="store_true",
-                        help="2 folds, 1 epoch, 400 digits: checks the plumbing in seconds")
+                        help="the smoke preset (digitlab.pipeline.smoke): checks the plumbing")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
                         help="run only these candidates (by name, quoted)")
@@ -253,7 +254,9 @@ def main(argv=None):
                                     **(noise_candidates(args.noise) if args.noise else {})})
     folds = args.folds
     if args.quick:
-        images, clean_images, labels, folds = images[:400], clean_images[:400], labels[:400], 2
+        n = SMOKE.n_train + SMOKE.n_val  # the smoke preset's train + validation digits
+        images, clean_images, labels = images[:n], clean_images[:n], labels[:n]
+        folds = SMOKE.folds
     print(f"{folds}-fold cross-validation on {len(labels)} train + validation digits "
           f"({splits.description}); the test split is not used")
     x, y = as_tensors(images, labels)

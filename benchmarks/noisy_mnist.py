@@ -58,6 +58,7 @@ from digitlab.mnist.training import train_and_save
 from digitlab.noisy import study
 from digitlab.noisy.sets import corrupt_splits
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
 TARGET = 0.975
@@ -152,7 +153,7 @@ def main(argv=None):
     configure_logging(args.verbose)
     device = devices.resolve(args.device)
     devices.set_threads(None, device)
-    seeds = args.seeds[:1] if args.quick else args.seeds
+    seeds = args.seeds[:SMOKE.seeds] if args.quick else args.seeds
     output = output_path(paths.noisy_results() / "benchmark.json",
                          {**vars(args), "device": device.type}, DEFAULTS, args.output)
     workdir = output.parent / output.stem
@@ -160,7 +161,7 @@ def main(argv=None):
     cells = [Cell(f"seed {seed}", one_seed,
                   {"source": args.source, "noise": args.noise, "seed": seed, "device": device,
                    "data_dir": None if args.data_dir is None else str(args.data_dir),
-                   "epochs": 1 if args.quick else args.epochs, "workdir": str(workdir)})
+                   "epochs": SMOKE.epochs if args.quick else args.epochs, "workdir": str(workdir)})
              for seed in seeds]
     results = run_study(cells, folder=output.with_name(output.stem + "_runs"),
                         execution=execution, device=device, desc="benchmark seeds")

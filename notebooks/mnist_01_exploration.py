@@ -45,6 +45,7 @@ data_dir = None  # an MNIST-format folder for source local or auto (None: data/r
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
 from digitlab import paths, plots
 from digitlab.data.loader import MNISTDataLoader
 from digitlab.data.sources import load_mnist

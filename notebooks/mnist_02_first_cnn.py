@@ -32,7 +32,7 @@
 # go to `results/mnist/first_cnn/` and `models/mnist_first_cnn.pt`.
 
 # %% tags=["parameters"]
-quick = False  # 300 training images, one epoch: runs in seconds (used by the tests)
+quick = False  # the smoke preset (digitlab.pipeline.smoke): runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
@@ -54,6 +54,7 @@ from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import Network, Recipe, count_parameters, fit, load_checkpoint
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import metrics_document, save_figure, set_seed
 
 set_seed(seed)
@@ -62,7 +63,7 @@ devices.set_threads(threads or None, device)
 out = paths.mnist_results() / "first_cnn"
 checkpoint_path = paths.models_dir() / "mnist_first_cnn.pt"
 if quick:
-    epochs = 1
+    epochs = SMOKE.epochs
 
 # %% [markdown]
 # ## Prepare the data
@@ -74,7 +75,7 @@ if quick:
 # %%
 splits = load_mnist(source, data_dir, seed=seed)
 if quick:
-    splits = splits.head(n_train=300, n_val=200, n_test=200)
+    splits = SMOKE.splits(splits)
 train = as_tensors(splits.train_images, splits.train_labels)
 val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)

@@ -35,7 +35,7 @@
 # `quick=True` uses 500 of them and a few epochs.
 
 # %% tags=["parameters"]
-quick = False  # 500 training images and a few epochs: runs in seconds (used by the tests)
+quick = False  # the smoke preset (digitlab.pipeline.smoke): runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
@@ -59,12 +59,13 @@ from digitlab.data.sources import load_mnist
 from digitlab.metrics import classification_summary
 from digitlab.mnist import numpy_models as nm
 from digitlab.pipeline.notebooks import figure_saver
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import atomic_target, save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "numpy"
-if quick:
-    epochs, mlp_epochs = 15, 2
+if quick:  # the NumPy softmax is cheap: fewer epochs would not show it learning
+    epochs, mlp_epochs = 15, SMOKE.curve_epochs
 
 show = figure_saver(out)  # saves each figure under out/ and displays it
 
@@ -78,7 +79,7 @@ show = figure_saver(out)  # saves each figure under out/ and displays it
 # %%
 splits = load_mnist(source, data_dir, seed=seed)
 if quick:
-    splits = splits.head(n_train=500, n_val=200, n_test=200)
+    splits = SMOKE.splits(splits)
 x_train, y_train = nm.pixels_to_features(splits.train_images), splits.train_labels
 x_val, y_val = nm.pixels_to_features(splits.val_images), splits.val_labels
 x_test, y_test = nm.pixels_to_features(splits.test_images), splits.test_labels

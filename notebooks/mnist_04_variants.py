@@ -43,7 +43,7 @@
 # `results/mnist/variants/`.
 
 # %% tags=["parameters"]
-quick = False  # 300 training images, 2 epochs per run: runs in seconds (used by the tests)
+quick = False  # the smoke preset (digitlab.pipeline.smoke): runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
@@ -67,7 +67,6 @@ from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine.parallel import Execution
 from digitlab.mnist.networks import build_cnn
-from digitlab.repro import save_figure, save_metrics, set_seed
 from digitlab.mnist.variants import (
     CONVERGENCE_TOLERANCE,
     OPTIMIZERS,
@@ -75,13 +74,15 @@ from digitlab.mnist.variants import (
     variant_options,
     variants_study,
 )
+from digitlab.pipeline.smoke import SMOKE
+from digitlab.repro import save_figure, save_metrics, set_seed
 
 set_seed(seed)
 device = devices.resolve(device)
 devices.set_threads(threads or None, device)
 out = paths.mnist_results() / "variants"
 if quick:
-    epochs = 2
+    epochs = SMOKE.curve_epochs  # epochs to converge needs a curve
 
 # %% [markdown]
 # ## Prepare the data
@@ -89,7 +90,7 @@ if quick:
 # %%
 splits = load_mnist(source, data_dir, seed=seed)
 if quick:
-    splits = splits.head(n_train=300, n_val=200, n_test=200)
+    splits = SMOKE.splits(splits)
 train = as_tensors(splits.train_images, splits.train_labels)
 val = as_tensors(splits.val_images, splits.val_labels)
 print(splits.description)

@@ -35,7 +35,7 @@
 # `quick=True` uses 300 training images and one epoch.
 
 # %% tags=["parameters"]
-quick = False  # 300 training images, one epoch: runs in seconds (used by the tests)
+quick = False  # the smoke preset (digitlab.pipeline.smoke): runs in seconds (used by the tests)
 seed = 0
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
@@ -55,6 +55,10 @@ import torch
 import torch.nn.functional as F
 
 from digitlab import devices, paths, plots
+from digitlab.data.sources import load_mnist
+from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
+from digitlab.engine import Network, Recipe, predict_proba
+from digitlab.metrics import classification_summary
 from digitlab.mnist.project import (
     choose,
     compare,
@@ -63,13 +67,10 @@ from digitlab.mnist.project import (
     misclassified,
     render_report,
 )
-from digitlab.engine import Network, Recipe, predict_proba
-from digitlab.data.sources import load_mnist
-from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
-from digitlab.metrics import classification_summary
-from digitlab.repro import atomic_write, save_metrics, set_seed
-from digitlab.pipeline.notebooks import figure_saver
 from digitlab.mnist.variants import results_table, train_run
+from digitlab.pipeline.notebooks import figure_saver
+from digitlab.pipeline.smoke import SMOKE
+from digitlab.repro import atomic_write, save_metrics, set_seed
 
 set_seed(seed)
 device = devices.resolve(device)
@@ -78,7 +79,7 @@ out = paths.mnist_results() / "project"
 report_path = paths.mnist_results() / "report.md"
 figures = {}
 if quick:
-    epochs = 1
+    epochs = SMOKE.epochs
 show = figure_saver(out, collect=figures)  # saves, lists for the report, displays
 
 
@@ -91,7 +92,7 @@ show = figure_saver(out, collect=figures)  # saves, lists for the report, displa
 # %%
 splits = load_mnist(source, data_dir, seed=seed)
 if quick:
-    splits = splits.head(n_train=300, n_val=200, n_test=200)
+    splits = SMOKE.splits(splits)
 train = (to_tensor(splits.train_images), torch.as_tensor(splits.train_labels))
 val = (to_tensor(splits.val_images), torch.as_tensor(splits.val_labels))
 test = (to_tensor(splits.test_images), torch.as_tensor(splits.test_labels))

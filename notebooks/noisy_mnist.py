@@ -37,7 +37,7 @@
 # corruption, and results go to `results/noisy_mnist/npy_folders/<folder name>/`.
 
 # %% tags=["parameters"]
-quick = False  # tiny subsets and 1-2 epochs: runs in seconds (used by the tests)
+quick = False  # tiny subsets, the smoke preset's epochs (digitlab.pipeline.smoke): for tests
 seed = 0
 noise = "awgn"  # the corruption the four models are trained and tested on (not with data_dir)
 cv_model = "cnn_improved"  # the CNN that is cross-validated
@@ -63,6 +63,7 @@ from digitlab.engine.parallel import Execution
 from digitlab.noisy import study
 from digitlab.noisy.npy_folder import study_sets
 from digitlab.pipeline.notebooks import figure_saver
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics, set_seed
 
 set_seed(seed)
@@ -78,7 +79,8 @@ out = paths.noisy_folder_results(noise) if own_files else paths.noisy_results()
 models = dict(study.MODELS)
 if quick:
     sets = {name: s.sample(200, 60, seed) for name, s in sets.items()}
-    models = {key: cfg.replace(epochs=min(cfg.recipe.epochs, 2)) for key, cfg in models.items()}
+    models = {key: cfg.replace(epochs=min(cfg.recipe.epochs, SMOKE.curve_epochs))
+              for key, cfg in models.items()}
 elif len(sets[noise].train_labels) > max_train:
     sets = {name: s.sample(max_train, None, seed) for name, s in sets.items()}
 data = sets[noise]

@@ -38,14 +38,13 @@ device = "auto"  # auto: a CUDA GPU, else Apple MPS, else the CPU
 import numpy as np
 import pandas as pd
 
-from digitlab import paths, plots
-from digitlab.minimnist.ladder import RUNGS, Part, run_ladder, validation_split
-from digitlab.minimnist import dataset
+from digitlab import devices, engine, paths, plots
 from digitlab.metrics import classification_summary
+from digitlab.minimnist import dataset
+from digitlab.minimnist.ladder import RUNGS, Part, run_ladder, validation_split
 from digitlab.minimnist.networks import MLP, RECIPE
-from digitlab.repro import save_metrics, set_seed
-from digitlab import devices, engine
 from digitlab.pipeline.notebooks import figure_saver
+from digitlab.repro import save_metrics, set_seed
 
 rng = set_seed(seed)
 device = devices.resolve(device)

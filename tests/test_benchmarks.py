@@ -15,6 +15,7 @@ from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.smoke import SMOKE
 from digitlab.pipeline.summary import ROWS, lookup
 
 
@@ -160,7 +161,7 @@ def test_recipe_benchmark_quick(project_root):
     assert set(candidates) == set(benchmark("mnist_cnn_recipe").CANDIDATES)
     chosen = candidates[document["metrics"]["chosen"]]
     # the stored out-of-fold predictions are the ones the accuracy was computed from
-    labels = load_mnist("embedded", seed=0).pooled()[1][:400]
+    labels = load_mnist("embedded", seed=0).pooled()[1][:SMOKE.n_train + SMOKE.n_val]
     assert np.mean(np.array(chosen["oof_predictions"]) == labels) == \
         pytest.approx(chosen["accuracy"])
     if chosen["accuracy"] < 1:
