@@ -65,7 +65,7 @@ from digitlab.cli import (
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.cv import cv_data, fold_cells, pool_folds
 from digitlab.engine.parallel import run_study
 from digitlab.engine.recipe import DEFAULT_AFFINE
@@ -82,7 +82,7 @@ ELASTIC_AUGMENT = {**DEFAULT_AFFINE, "elastic_alpha": 34.0, "elastic_sigma": 4.0
 # Every candidate is this network and recipe with some things changed: the best CNN as it
 # was before this comparison (40 epochs in batches of 128, one plain prediction), fixed
 # here so that the comparison reruns as recorded whatever BEST has become since.
-BASE_NETWORK = Network("best", {"width": 16, "members": 1})
+BASE_NETWORK = NetworkSpec("best", {"width": 16, "members": 1})
 BASE = Recipe(optimizer="adamw", lr=0.01, weight_decay=5e-4, schedule="onecycle", epochs=40,
               batch_size=128, augment=True, precision="bf16", channels_last=True)
 # One change each: (network options, recipe settings). The first eight change the 25-epoch

@@ -183,10 +183,10 @@ class RunOptions:
 
     def resolve(self, args: argparse.Namespace, settings: Sequence[str] = (),
                 options: Sequence[str] = ()):
-        """The (Network, Recipe) the parsed ``args`` ask for; ``settings`` and ``options``
+        """The (NetworkSpec, Recipe) the parsed ``args`` ask for; ``settings`` and ``options``
         are a script's own ``FIELD=VALUE`` / ``KEY=VALUE`` (legacy flags), applied before
         ``--set`` / ``--option``."""
-        from digitlab.engine.networks import Network
+        from digitlab.engine.networks import NetworkSpec
         from digitlab.settings import apply_settings, parse_options, split_assignment
 
         network, recipe = self.recipes[args.recipe]
@@ -207,7 +207,7 @@ class RunOptions:
             logging.getLogger(__name__).warning(
                 "%s applies to SGD only; the %s optimiser ignores it.", " and ".join(ignored),
                 result.optimizer)
-        return Network(arch, chosen), result
+        return NetworkSpec(arch, chosen), result
 
 
 def _text(value) -> str:

@@ -52,7 +52,7 @@ import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe, count_parameters, fit, load_checkpoint
+from digitlab.engine import NetworkSpec, Recipe, count_parameters, fit, load_checkpoint
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import metrics_document, save_figure, set_seed
@@ -86,7 +86,7 @@ print(f"train {tuple(train[0].shape)}, validation {tuple(val[0].shape)}")
 
 # %%
 # Each network starts from the same seed, whichever is built first.
-networks = {name: Network(name).build(seed) for name in ("cnn2", "cnn3")}
+networks = {name: NetworkSpec(name).build(seed) for name in ("cnn2", "cnn3")}
 for name, net in networks.items():
     print(f"{name}: {count_parameters(net):,} parameters\n{net}\n")
 
@@ -142,7 +142,7 @@ report = {name: {"val_acc": accuracy[name], "parameters": count_parameters(netwo
                  "train_seconds": histories[name].train_seconds}
           for name in networks} | {"chosen": chosen, "checkpoint": str(checkpoint_path)}
 save_checkpoint_and_metrics(
-    checkpoint_path, networks[chosen], Network(chosen), data=splits.summary(),
+    checkpoint_path, networks[chosen], NetworkSpec(chosen), data=splits.summary(),
     metrics={"val_acc": accuracy[chosen]}, extra={"recipe": recipe.as_dict(), "seed": seed},
     metrics_path=out / "metrics.json",
     document=metrics_document(report, seed=seed, data=splits.summary(),

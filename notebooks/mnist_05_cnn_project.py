@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from digitlab import devices, paths, plots
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
-from digitlab.engine import Network, Recipe, predict_proba
+from digitlab.engine import NetworkSpec, Recipe, predict_proba
 from digitlab.metrics import classification_summary
 from digitlab.mnist.project import (
     choose,
@@ -122,7 +122,7 @@ print(f"cross-entropy with indices {F.cross_entropy(logits, labels):.6f}, "
 recipe = Recipe(optimizer="adamw", schedule="onecycle", epochs=epochs, batch_size=batch_size)
 settings = {"optimizer": "AdamW", "schedule": "OneCycle", "peak lr": recipe.learning_rate,
             "batch size": batch_size, "epochs": epochs}
-comparison, runs = compare({name: Network(name) for name in candidates}, recipe, train, val,
+comparison, runs = compare({name: NetworkSpec(name) for name in candidates}, recipe, train, val,
                            seed=seed, device=device)
 chosen = choose(comparison)
 print(f"chosen on validation accuracy: {chosen}")

@@ -55,7 +55,7 @@ import digitlab.architectures  # noqa: F401  (every track's networks, by name)
 from digitlab import devices, engine, paths
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
 from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
@@ -195,7 +195,7 @@ if checkpoint.exists() and not quick:
     classifier = f"project CNN ({info['arch']}, {checkpoint})"
 else:
     epochs = 1 if quick else 4
-    cnn, _ = engine.train(Network("cnn2"), Recipe(optimizer="adam", lr=1e-3, epochs=epochs),
+    cnn, _ = engine.train(NetworkSpec("cnn2"), Recipe(optimizer="adam", lr=1e-3, epochs=epochs),
                           as_tensors(train_x, train_y), seed=seed, device=device, progress=False)
     classifier = f"small cnn2 trained here for {epochs} epoch(s) (no project checkpoint used)"
 cnn_test_accuracy = engine.evaluate(cnn, *as_tensors(test_x, test_y))["accuracy"]

@@ -61,7 +61,7 @@ from digitlab.cli import (
 )
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.errors import UserError
 from digitlab.mnist.networks import ARCHITECTURES
 from digitlab.mnist.recipes import RECIPES
@@ -108,7 +108,7 @@ def parse_args(argv):
     return args
 
 
-def network_and_recipe(args) -> tuple[Network, Recipe]:
+def network_and_recipe(args) -> tuple[NetworkSpec, Recipe]:
     """What to train: the named recipe and its network, changed by the flags."""
     bf16, dropout = getattr(args, "bf16", None), getattr(args, "dropout", None)
     settings = [] if bf16 is None else [f"precision={'bf16' if bf16 else 'fp32'}"]

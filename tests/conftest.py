@@ -39,10 +39,10 @@ def classifier_checkpoint(tmp_path_factory):
     from digitlab import engine
     from digitlab.data.sources import load_mnist
     from digitlab.data.transforms import as_tensors
-    from digitlab.engine import Network, Recipe
+    from digitlab.engine import NetworkSpec, Recipe
 
     splits = load_mnist("embedded")
-    network = Network("cnn2")
+    network = NetworkSpec("cnn2")
     model, _ = engine.train(network, Recipe(optimizer="adam", lr=1e-3, epochs=3),
                             as_tensors(*splits.pooled()), progress=False)
     accuracy = engine.evaluate(model, *as_tensors(*splits.split("test")))["accuracy"]

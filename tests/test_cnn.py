@@ -19,11 +19,11 @@ from digitlab.data.transforms import (
     RandomAffine,
     as_tensors,
     flatten_tensor,
+    from_tensor,
     random_affine,
     to_tensor,
-    to_uint8,
 )
-from digitlab.engine import Network, count_parameters
+from digitlab.engine import NetworkSpec, count_parameters
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.engine.recipe import batch_transform
 from digitlab.errors import UserError
@@ -87,7 +87,7 @@ def test_normalisation_matches_the_mnist_constants():
     assert x.min().item() == pytest.approx(-MNIST_MEAN / MNIST_STD)
     assert x.max().item() == pytest.approx((1 - MNIST_MEAN) / MNIST_STD)
     assert flatten_tensor(images).shape == (1, 784)
-    assert np.array_equal(to_uint8(x), images)
+    assert np.array_equal(from_tensor(x), images)
 
 
 def test_affine_augmentation_is_seeded_and_keeps_the_background():
@@ -114,11 +114,11 @@ def test_fresh_corruption_draws_new_seeded_noise_after_the_augmentation():
 
     # Augmenting first: the erased digits come back as noise on black, about half of the
     # pixels lit (clipping removes the negative half), not as a blank image.
-    lit = (to_uint8(FreshCorruption("awgn", erase)(x, generator)) > 0).mean()
+    lit = (from_tensor(FreshCorruption("awgn", erase)(x, generator)) > 0).mean()
     assert 0.4 < lit < 0.55
     # Deterministic corruptions give exactly the saved sets' images.
     blurred = FreshCorruption("motion-blur")(x, generator)
-    assert np.array_equal(to_uint8(blurred), corrupt(to_uint8(x), "motion-blur", 0))
+    assert np.array_equal(from_tensor(blurred), corrupt(from_tensor(x), "motion-blur", 0))
     with pytest.raises(UserError, match="unknown noise type"):
         FreshCorruption("snow")
 
@@ -131,7 +131,7 @@ def test_a_fresh_noise_recipe_corrupts_every_training_batch_after_the_affine():
     assert batch_transform(REFERENCE) is None
     splits = load_mnist("embedded").head(40, 20, 20)
     with pytest.raises(UserError, match="needs the clean digits"):
-        train_and_score(Network("cnn2"), BEST.replace(fresh_noise="awgn", epochs=1), splits,
+        train_and_score(NetworkSpec("cnn2"), BEST.replace(fresh_noise="awgn", epochs=1), splits,
                         progress=False)
 
 
@@ -155,7 +155,7 @@ def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path):
     model = build_cnn("cnn2", dropout=0.3, batchnorm=True)
     model(torch.randn(16, 1, 28, 28))  # move the batch-norm running statistics
     model.eval()
-    network = Network("cnn2", {"dropout": 0.3, "batchnorm": True})
+    network = NetworkSpec("cnn2", {"dropout": 0.3, "batchnorm": True})
     path = save_checkpoint(tmp_path / "m.pt", model, network,
                            data={"source": "embedded"}, metrics={"test_accuracy": 0.5})
     loaded, info = load_checkpoint(path)
@@ -175,7 +175,7 @@ def test_missing_or_corrupt_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="foreign.pt is a PyTorch file but not a digitlab"):
         load_checkpoint(tmp_path / "foreign.pt")
     model = build_cnn("cnn2")
-    save_checkpoint(tmp_path / "wrong.pt", model, Network("cnn3"), data={}, metrics={})
+    save_checkpoint(tmp_path / "wrong.pt", model, NetworkSpec("cnn3"), data={}, metrics={})
     with pytest.raises(UserError, match="wrong.pt does not fit the network it names .cnn3"):
         load_checkpoint(tmp_path / "wrong.pt")
 

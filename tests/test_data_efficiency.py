@@ -10,7 +10,7 @@ from torch import nn
 
 from digitlab.data import transforms
 from digitlab.data.transforms import BACKGROUND, random_affine
-from digitlab.engine import Network, Recipe, fit
+from digitlab.engine import NetworkSpec, Recipe, fit
 from digitlab.errors import UserError
 from digitlab.mnist.networks import shifted_copies, single_view
 from digitlab.mnist.project import feature_maps
@@ -91,7 +91,7 @@ def test_shifted_copies_put_a_pixel_at_each_of_its_nine_neighbours_once():
 
 def test_eval_averages_probabilities_over_shifted_inputs_and_training_does_not():
     torch.manual_seed(0)
-    model = Network("best", {"width": 4, "tta_shift": 1}).build(seed=0)
+    model = NetworkSpec("best", {"width": 4, "tta_shift": 1}).build(seed=0)
     plain = nn.Sequential(*model)  # the same layers, no averaging
     x = digit_like(3)
     model.eval(), plain.eval()
@@ -111,8 +111,8 @@ def test_eval_averages_probabilities_over_shifted_inputs_and_training_does_not()
 
 def test_weights_of_a_plain_network_load_and_predict_alike_without_shifts():
     """Checkpoints saved before shift averaging existed hold a plain nn.Sequential."""
-    plain = nn.Sequential(*Network("best", {"width": 4}).build(seed=0)).eval()
-    averaged = Network("best", {"width": 4, "tta_shift": 1}).build(seed=1).eval()
+    plain = nn.Sequential(*NetworkSpec("best", {"width": 4}).build(seed=0)).eval()
+    averaged = NetworkSpec("best", {"width": 4, "tta_shift": 1}).build(seed=1).eval()
     averaged.load_state_dict(plain.state_dict())
     x = digit_like(3)
     with torch.no_grad():
@@ -123,14 +123,14 @@ def test_weights_of_a_plain_network_load_and_predict_alike_without_shifts():
 
 
 def test_feature_maps_of_a_shift_averaged_network_come_from_one_pass():
-    model = Network("best", {"width": 4, "tta_shift": 1}).build(seed=0)
+    model = NetworkSpec("best", {"width": 4, "tta_shift": 1}).build(seed=0)
     maps = feature_maps(model, digit_like(1)[0])
     assert len(maps) == 5  # one per convolution's ReLU, not nine times as many
 
 
 def test_a_negative_shift_is_a_user_error():
     with pytest.raises(UserError, match="tta_shift must be at least 0"):
-        Network("best", {"tta_shift": -1}).build()
+        NetworkSpec("best", {"tta_shift": -1}).build()
 
 
 # --- a moving average of the weights --------------------------------------------------

@@ -19,7 +19,7 @@ from torch import nn
 from digitlab import devices, engine
 from digitlab.architectures import architectures
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe, cross_validate, fit, runner
+from digitlab.engine import NetworkSpec, Recipe, cross_validate, fit, runner
 from digitlab.engine import networks as registry
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.errors import UserError
@@ -98,7 +98,7 @@ def test_label_smoothing_trains_on_the_smoothed_cross_entropy():
 def test_the_same_seed_trains_the_same_weights_and_another_seed_does_not():
     x, y = as_tensors(*square_digits(100, 2))
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=2, batch_size=20, augment=True)
-    network = Network("cnn2", {"channels": (4, 8)})
+    network = NetworkSpec("cnn2", {"channels": (4, 8)})
     first, _ = engine.train(network, recipe, (x, y), seed=4, progress=False)
     again, _ = engine.train(network, recipe, (x, y), seed=4, progress=False)
     other, _ = engine.train(network, recipe, (x, y), seed=5, progress=False)
@@ -127,12 +127,12 @@ def test_every_architecture_of_every_track_builds_by_name():
             "dnn-bn"} <= set(table)
     inputs = {"mini-mlp": torch.randn(2, 72), "mini-cnn": torch.randn(2, 72)}
     for arch in table:
-        logits = Network(arch).build(seed=0).eval()(inputs.get(arch, torch.randn(2, 1, 28, 28)))
+        logits = NetworkSpec(arch).build(seed=0).eval()(inputs.get(arch, torch.randn(2, 1, 28, 28)))
         assert logits.shape == (2, 10), arch
     with pytest.raises(UserError, match="^unknown architecture 'resnet'; choose one of best, "
                                         "cnn2, cnn3, dnn, dnn-bn, mini-cnn, mini-mlp, "
                                         "reference[.]$"):
-        Network("resnet").build()
+        NetworkSpec("resnet").build()
     with pytest.raises(UserError, match="unknown dense architecture 'cnn2'; choose one of "
                                         "dnn, dnn-bn[.]$"):
         registry.build("cnn2", "dense")
@@ -147,7 +147,7 @@ def test_a_track_registers_its_architectures_and_a_taken_name_is_refused(monkeyp
 
     registry.register("tiny", tiny, family="toy")  # a module imported again: harmless
     assert registry.architectures("toy") == {"tiny": tiny} and registry.families() == ["toy"]
-    assert Network("tiny", {"width": 5}).build().out_features == 5
+    assert NetworkSpec("tiny", {"width": 5}).build().out_features == 5
     with pytest.raises(ValueError, match="'tiny' is already registered by family 'toy'"):
         registry.register("tiny", lambda: nn.Linear(2, 2), family="other")
 
@@ -162,7 +162,7 @@ def test_a_run_reports_the_kept_validation_accuracy_or_none_when_validation_was_
     train, val, test = (as_tensors(*square_digits(n, s)) for n, s in ((120, 1), (40, 2),
                                                                       (40, 3)))
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=2, batch_size=20)
-    network = Network("cnn2", {"channels": (4, 8)})
+    network = NetworkSpec("cnn2", {"channels": (4, 8)})
     result = engine.run(network, recipe, train, val, test, progress=False)
     assert result.val_accuracy == pytest.approx(result.history.val_accuracy)
     assert result.n_train == 120 and result.test["n"] == 40
@@ -186,7 +186,7 @@ def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeyp
                         **kwargs)
 
     monkeypatch.setattr(runner, "fit", stopping_fit)
-    network = Network("best", {"width": 4, "members": 2})
+    network = NetworkSpec("best", {"width": 4, "members": 2})
     result = engine.run(network, Recipe(epochs=5, batch_size=20), train_data, val, val,
                         progress=False)
     history = result.history
@@ -200,7 +200,7 @@ def test_an_ensemble_with_early_stopping_reports_the_averaged_prediction(monkeyp
 
 def test_an_ensemble_trains_each_member_from_its_own_seed_and_averages_probabilities(tmp_path):
     x, y = as_tensors(*square_digits(60, 7))
-    network = Network("best", {"width": 4, "members": 2})
+    network = NetworkSpec("best", {"width": 4, "members": 2})
     recipe = Recipe(optimizer="adamw", epochs=1, batch_size=30, precision="bf16",
                     channels_last=True)
     model, history = engine.train(network, recipe, (x, y), progress=False)
@@ -218,7 +218,7 @@ def test_an_ensemble_trains_each_member_from_its_own_seed_and_averages_probabili
 def test_cross_validation_predicts_each_row_with_a_network_that_never_saw_it():
     # cnn2 memorises 60 digits in 15 epochs; with shuffled labels only a leak would score.
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=15, batch_size=10, train_on_val=True)
-    network = Network("cnn2")
+    network = NetworkSpec("cnn2")
     x, y = as_tensors(*square_digits(120, 8))
     learnable = cross_validate(network, recipe, x, y, folds=2)
     assert learnable.accuracy > 0.9 and learnable.n_images == 120
@@ -238,16 +238,16 @@ def test_cross_validation_trains_on_x_fit_and_scores_on_x():
     x, y = as_tensors(*square_digits(100, 9))
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=8, batch_size=10)
     blank = torch.zeros_like(x)
-    result = cross_validate(Network("cnn2"), recipe, x, y, folds=2, x_fit=blank)
+    result = cross_validate(NetworkSpec("cnn2"), recipe, x, y, folds=2, x_fit=blank)
     assert result.accuracy <= 0.2
     with pytest.raises(UserError, match="index-aligned"):
-        cross_validate(Network("cnn2"), recipe, x, y, folds=2, x_fit=blank[:50])
+        cross_validate(NetworkSpec("cnn2"), recipe, x, y, folds=2, x_fit=blank[:50])
 
 
 def test_an_inner_validation_split_is_held_out_of_each_fold_and_stratified():
     x, y = as_tensors(*square_digits(200, 4))
     recipe = Recipe(optimizer="adam", lr=0.003, epochs=2, batch_size=20)
-    result = cross_validate(Network("cnn2", {"channels": (4, 8)}), recipe, x, y, folds=4,
+    result = cross_validate(NetworkSpec("cnn2", {"channels": (4, 8)}), recipe, x, y, folds=4,
                             inner_val=0.2)
     for fold in result.folds:
         assert (fold.n_train, fold.n_val, fold.n_test) == (120, 30, 50)
@@ -302,9 +302,9 @@ def test_bfloat16_is_used_only_where_the_device_runs_it():
 
 def test_a_checkpoint_saved_on_a_gpu_loads_on_a_cpu_only_machine(tmp_path):
     # Save as a CUDA run writes it: every tensor tagged with the cuda:0 location.
-    model = Network("dnn", {"hidden": (8,)}).build(seed=0).eval()
+    model = NetworkSpec("dnn", {"hidden": (8,)}).build(seed=0).eval()
     with mock.patch("torch.serialization.location_tag", lambda storage: "cuda:0"):
-        path = save_checkpoint(tmp_path / "gpu.pt", model, Network("dnn", {"hidden": (8,)}),
+        path = save_checkpoint(tmp_path / "gpu.pt", model, NetworkSpec("dnn", {"hidden": (8,)}),
                                data={"source": "embedded"}, metrics={})
     with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does here
         torch.load(path, weights_only=True)
@@ -312,7 +312,8 @@ def test_a_checkpoint_saved_on_a_gpu_loads_on_a_cpu_only_machine(tmp_path):
         loaded, info = load_checkpoint(path, "cpu")
     x = torch.randn(3, 784)
     assert next(loaded.parameters()).device.type == "cpu"
-    assert torch.equal(loaded(x), model(x)) and info["network"] == Network("dnn", {"hidden": [8]})
+    assert torch.equal(loaded(x), model(x))
+    assert info["network"] == NetworkSpec("dnn", {"hidden": [8]})
 
 
 @pytest.mark.gpu
@@ -320,7 +321,7 @@ def test_training_on_cuda_in_bfloat16_gives_a_checkpoint_that_loads_on_the_cpu(t
     x, y = as_tensors(*square_digits(200, 1))
     recipe = Recipe(optimizer="adamw", lr=0.01, schedule="onecycle", epochs=5, batch_size=50,
                     augment=True, fresh_noise="awgn", precision="bf16", channels_last=True)
-    network = Network("best", {"width": 8})
+    network = NetworkSpec("best", {"width": 8})
     model, history = engine.train(network, recipe, (x, y), device="cuda", progress=False)
     assert next(model.parameters()).device.type == "cuda"
     assert history.train_acc[-1] > 0.5

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from digitlab.data.idx import write_idx
-from digitlab.engine import Network
+from digitlab.engine import NetworkSpec
 from digitlab.engine.checkpoint import save_checkpoint
 from digitlab.errors import UserError
 from digitlab.mnist.evaluation import check_test_set
@@ -27,8 +27,8 @@ def evaluate_main():
 
 @pytest.fixture
 def checkpoint(project_root):
-    return save_checkpoint(project_root / "models" / "cnn.pt", build_cnn("cnn2"), Network("cnn2"),
-                           data={"source": "embedded"}, metrics={})
+    return save_checkpoint(project_root / "models" / "cnn.pt", build_cnn("cnn2"),
+                           NetworkSpec("cnn2"), data={"source": "embedded"}, metrics={})
 
 
 def run(checkpoint, images, labels, capsys) -> str:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from digitlab import metrics
-from digitlab.engine import Network
+from digitlab.engine import NetworkSpec
 from digitlab.minimnist import networks as mini
 
 # Six images of two digits in three clusters. Contingency (rows clusters, columns labels):
@@ -124,8 +124,8 @@ def test_mlp_layer_sizes_are_exactly_72_20_10_10():
 
 @pytest.mark.parametrize("name", ["mini-mlp", "mini-cnn"])
 def test_networks_map_72_pixels_to_10_logits(name):
-    model = Network(name).build(seed=0)
+    model = NetworkSpec(name).build(seed=0)
     assert model(torch.rand(5, 72)).shape == (5, 10)
-    again = Network(name).build(seed=0)
+    again = NetworkSpec(name).build(seed=0)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                    again.state_dict().values(), strict=True))

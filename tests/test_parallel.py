@@ -19,7 +19,7 @@ import torch
 
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine import cv as cv_module
 from digitlab.engine.cv import cross_validate
 from digitlab.engine.parallel import (
@@ -33,7 +33,7 @@ from digitlab.engine.parallel import (
 )
 from digitlab.errors import UserError
 
-NETWORK = Network("cnn2", {"channels": (4, 8)})
+NETWORK = NetworkSpec("cnn2", {"channels": (4, 8)})
 RECIPE = Recipe(optimizer="adam", lr=3e-3, epochs=1, batch_size=64, augment=True)
 
 

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from digitlab.data.transforms import RandomAffine
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.recipe import AFFINE_KEYS
 from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
@@ -38,7 +38,7 @@ def test_the_default_run_is_the_best_network_with_the_best_recipe(train_cnn):
     network, recipe = chosen(train_cnn, [])
     assert network == BEST_NETWORK and recipe == BEST
     # Written out, so that a change to BEST itself is not silently "the default".
-    assert network == Network("best", {"width": 16, "members": 1, "tta_shift": 1})
+    assert network == NetworkSpec("best", {"width": 16, "members": 1, "tta_shift": 1})
     assert (recipe.optimizer, recipe.lr, recipe.epochs, recipe.batch_size) == ("adamw", 0.01, 30,
                                                                                32)
 
@@ -57,7 +57,7 @@ def test_the_flags_documented_before_keep_their_meaning(train_cnn):
         "--schedule", "step", "--epochs", "14", "--batch-size", "64", "--no-augment",
         "--label-smoothing", "0.1", "--no-bf16", "--no-channels-last", "--no-train-on-val",
         "--dropout", "0.25", "--batchnorm", "--noise", "awgn"])
-    assert network == Network("cnn2", {"dropout": 0.25, "batchnorm": True})
+    assert network == NetworkSpec("cnn2", {"dropout": 0.25, "batchnorm": True})
     assert recipe == Recipe(optimizer="adadelta", lr=1.0, weight_decay=0.001, schedule="step",
                             epochs=14, batch_size=64, augment=False, label_smoothing=0.1,
                             precision="fp32", channels_last=False, train_on_val=False,
@@ -110,10 +110,10 @@ def test_optional_fields_take_none_and_later_settings_win(train_cnn):
 
 def test_network_options_are_typed_from_the_builder(train_cnn):
     network = chosen(train_cnn, ["--option", "width=8", "--option", "members=2"])[0]
-    assert network == Network("best", {"width": 8, "members": 2, "tta_shift": 1})
+    assert network == NetworkSpec("best", {"width": 8, "members": 2, "tta_shift": 1})
     network = chosen(train_cnn, ["--arch", "cnn3", "--option", "channels=8,16,32",
                                  "--option", "batchnorm=true", "--option", "dropout=0.5"])[0]
-    assert network == Network("cnn3", {"channels": (8, 16, 32), "batchnorm": True,
+    assert network == NetworkSpec("cnn3", {"channels": (8, 16, 32), "batchnorm": True,
                                        "dropout": 0.5})
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import to_tensor
-from digitlab.engine import Network, predict_proba
+from digitlab.engine import NetworkSpec, predict_proba
 from digitlab.engine.checkpoint import load_checkpoint, save_checkpoint
 from digitlab.errors import UserError
 from digitlab.generator import pca_kde as gen
@@ -254,7 +254,7 @@ def test_the_served_network_computes_what_the_checkpoint_does(tmp_path, digits):
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
-    path = save_checkpoint(tmp_path / "best.pt", model, Network("best", {"width": 8}),
+    path = save_checkpoint(tmp_path / "best.pt", model, NetworkSpec("best", {"width": 8}),
                            data={"source": "embedded"}, metrics={"test_accuracy": None})
     served = load_classifier(path)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in served.model.modules())

@@ -55,7 +55,7 @@ def flatten_tensor(images) -> torch.Tensor:
     return x.reshape(len(x), -1)
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
+def from_tensor(x: torch.Tensor) -> np.ndarray:
     """Undo :func:`to_tensor`: normalised ``(N, 1, 28, 28)`` -> uint8 ``(N, 28, 28)``."""
     pixels = (x.detach().float().cpu() * MNIST_STD + MNIST_MEAN).mul(255.0).round().clamp(0, 255)
     return pixels.reshape(len(x), *x.shape[-2:]).to(torch.uint8).numpy()
@@ -175,7 +175,7 @@ class FreshCorruption:
         if self.augment is not None:
             batch = self.augment(batch, generator)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        noisy = to_tensor(noise.corrupt(to_uint8(batch), self.kind, seed))  # on the CPU
+        noisy = to_tensor(noise.corrupt(from_tensor(batch), self.kind, seed))  # on the CPU
         return noisy.to(device=batch.device, dtype=batch.dtype)
 
     def __repr__(self) -> str:

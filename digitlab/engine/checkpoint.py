@@ -1,7 +1,7 @@
 """Saving and loading trained networks with everything needed to rebuild them.
 
 A checkpoint is one ``torch.save`` file holding the state dict (on the CPU),
-the network's name and options (:class:`~digitlab.engine.networks.Network`),
+the network's name and options (:class:`~digitlab.engine.networks.NetworkSpec`),
 the data it was trained on, its metrics and a run id shared with the run's
 ``metrics.json``. :func:`load_checkpoint` rebuilds the network from the file
 alone, on any device, so a model trained on a GPU evaluates on a laptop.
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from digitlab import devices
-from digitlab.engine.networks import Network
+from digitlab.engine.networks import NetworkSpec
 from digitlab.errors import UserError
 from digitlab.repro import _jsonable, atomic_target, atomic_targets
 
@@ -31,7 +31,7 @@ VERSION = 2
 TRAIN_COMMAND = "scripts/train_cnn.py (make mnist)"
 
 
-def checkpoint_payload(model: nn.Module, network: Network, *, data: dict[str, Any],
+def checkpoint_payload(model: nn.Module, network: NetworkSpec, *, data: dict[str, Any],
                        metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> dict:
     """What a checkpoint file holds; the weights are copied to the CPU."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -43,7 +43,7 @@ def checkpoint_payload(model: nn.Module, network: Network, *, data: dict[str, An
     }
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, network: Network, *,
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, network: NetworkSpec, *,
                     data: dict[str, Any], metrics: dict[str, Any],
                     extra: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (weights + network + data source + metrics) atomically."""
@@ -53,7 +53,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, network: Network,
     return Path(path)
 
 
-def save_checkpoint_and_metrics(path: str | os.PathLike, model: nn.Module, network: Network, *,
+def save_checkpoint_and_metrics(path: str | os.PathLike, model: nn.Module, network: NetworkSpec, *,
                                 data: dict[str, Any], metrics: dict[str, Any],
                                 metrics_path: str | os.PathLike, document: dict[str, Any],
                                 extra: dict[str, Any] | None = None) -> str:
@@ -102,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike,
     """Rebuild the saved network on ``device``, in eval mode; return it and the
     checkpoint's info (network, data, metrics, extra, path)."""
     payload = read_payload(path)
-    network = Network(payload["arch"], dict(payload.get("model_kwargs") or {}))
+    network = NetworkSpec(payload["arch"], dict(payload.get("model_kwargs") or {}))
     model = network.build()
     try:
         model.load_state_dict(payload["state_dict"])

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
 
 from digitlab.data.splits import stratified_indices
-from digitlab.engine.networks import Network
+from digitlab.engine.networks import NetworkSpec
 from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.engine.predict import loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
@@ -123,7 +123,7 @@ def fold_indices(labels: np.ndarray, folds: int, seed: int, fold: int,
     return fit_idx[kept], held_idx, fit_idx[inner]
 
 
-def fit_fold(data: dict, *, network: Network, recipe: Recipe, fold: int, folds: int,
+def fit_fold(data: dict, *, network: NetworkSpec, recipe: Recipe, fold: int, folds: int,
              seed: int, inner_val: float | None, device: torch.device, fit_clean: bool,
              rows: str) -> dict:
     """One fold (0-based ``fold``): train from seed ``seed + fold`` (on the rows of
@@ -146,7 +146,7 @@ def fit_fold(data: dict, *, network: Network, recipe: Recipe, fold: int, folds: 
             "logits": held}
 
 
-def fold_cells(network: Network, recipe: Recipe, data: dict, *, folds: int = 4, seed: int = 0,
+def fold_cells(network: NetworkSpec, recipe: Recipe, data: dict, *, folds: int = 4, seed: int = 0,
                inner_val: float | None = None, device: str | torch.device = "cpu",
                fit_clean: bool = False, name: str = "") -> list[Cell]:
     """The ``folds`` cells of one cross-validation, named ``"<name> fold k"``;
@@ -175,7 +175,7 @@ def pool_folds(fold_results: list[dict], y: torch.Tensor) -> CVResult:
                     n_images=len(y), oof_logits=logits)
 
 
-def cross_validate(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
+def cross_validate(network: NetworkSpec, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
                    folds: int = 4, seed: int = 0, inner_val: float | None = None,
                    x_fit: torch.Tensor | None = None, device: str | torch.device = "cpu",
                    progress: bool = False, execution: Execution | None = None,

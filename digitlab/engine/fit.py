@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from digitlab import devices
 from digitlab.data.batching import TensorBatches
-from digitlab.engine.networks import Network
+from digitlab.engine.networks import NetworkSpec
 from digitlab.engine.predict import loss_and_accuracy, model_device, predict_logits
 from digitlab.engine.recipe import Recipe, batch_transform, make_optimizer, make_scheduler
 
@@ -79,7 +79,7 @@ def fit(model: nn.Module, recipe: Recipe, train_data: Data, val_data: Data | Non
 
     ``device``: where to train (default: where the model is). ``seed`` fixes the
     batch order and the augmentation and noise draws; the initial weights are the
-    caller's (:meth:`digitlab.engine.networks.Network.build` seeds them).
+    caller's (:meth:`digitlab.engine.networks.NetworkSpec.build` seeds them).
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"fit(model, recipe, train_data, val_data): the second argument must be "
@@ -181,7 +181,7 @@ class _TrainStep:
         return loss_sum / seen, correct / seen
 
 
-def step_throughput(network: Network, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
+def step_throughput(network: NetworkSpec, recipe: Recipe, x: torch.Tensor, y: torch.Tensor, *,
                     steps: int, device, autocast: torch.dtype | None) -> float:
     """Images per second of the training step of ``network`` with ``recipe`` (its batch
     transform included), the median of ``steps`` timed batches after a warm-up one.

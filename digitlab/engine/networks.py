@@ -6,7 +6,7 @@ registers it here, under its family name, when its networks module is imported
 (:func:`register_family`). The engine imports no track: code that builds a
 network or loads a checkpoint whose name may be any track's imports
 :mod:`digitlab.architectures` first, which imports every track's networks module.
-A :class:`Network` names one architecture with its options; it is what a run, a
+A :class:`NetworkSpec` names one architecture with its options; it is what a run, a
 checkpoint and a results file record, so any saved model can be rebuilt from its
 file alone.
 """
@@ -87,8 +87,8 @@ def build(arch: str, family: str | None = None, **options) -> nn.Module:
 
 
 @dataclass(frozen=True)
-class Network:
-    """A network by name with its options, e.g. ``Network("best", {"width": 16})``."""
+class NetworkSpec:
+    """A network by name with its options, e.g. ``NetworkSpec("best", {"width": 16})``."""
 
     arch: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -99,9 +99,9 @@ class Network:
             torch.manual_seed(seed)
         return build(self.arch, **self.options)
 
-    def replace(self, **options) -> Network:
+    def replace(self, **options) -> NetworkSpec:
         """The same architecture with some options changed."""
-        return Network(self.arch, {**self.options, **options})
+        return NetworkSpec(self.arch, {**self.options, **options})
 
     def as_dict(self) -> dict[str, Any]:
         return {"arch": self.arch, "options": dict(self.options)}
@@ -114,10 +114,10 @@ class Network:
         return _unpickle_network, (self.arch, dict(self.options), module)
 
 
-def _unpickle_network(arch: str, options: dict[str, Any], module: str | None) -> Network:
+def _unpickle_network(arch: str, options: dict[str, Any], module: str | None) -> NetworkSpec:
     if module is not None and arch not in _REGISTRY:
         importlib.import_module(module)
-    return Network(arch, options)
+    return NetworkSpec(arch, options)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -61,7 +61,7 @@ class Cell:
     process or a Dask worker can run it; its result must be made of tensors,
     numbers, strings, lists and dicts, so that it can be stored and read back
     without running code. ``kwargs`` must have a stable ``repr`` (numbers,
-    strings, tuples, dataclasses such as ``Network`` and ``Recipe``): it is the
+    strings, tuples, dataclasses such as ``NetworkSpec`` and ``Recipe``): it is the
     cell's fingerprint.
     """
 

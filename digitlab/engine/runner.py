@@ -14,7 +14,7 @@ from torch import nn
 
 from digitlab import devices
 from digitlab.engine.fit import Data, History, fit
-from digitlab.engine.networks import Ensemble, Network, count_parameters
+from digitlab.engine.networks import Ensemble, NetworkSpec, count_parameters
 from digitlab.engine.predict import evaluate, loss_and_accuracy, predict_logits
 from digitlab.engine.recipe import Recipe
 
@@ -32,7 +32,7 @@ def fit_data(recipe: Recipe, train_data: Data,
             torch.cat([train_data[1], val_data[1]])), None
 
 
-def train(network: Network, recipe: Recipe, train_data: Data, val_data: Data | None = None, *,
+def train(network: NetworkSpec, recipe: Recipe, train_data: Data, val_data: Data | None = None, *,
           seed: int = 0, device: str | torch.device = "cpu", progress: bool = True,
           desc: str | None = None) -> tuple[nn.Module, History]:
     """Build ``network`` from ``seed`` and fit it with ``recipe``; an ensemble's members
@@ -132,7 +132,7 @@ class RunResult:
                 "precision": self.precision, "test_report": self.test}
 
 
-def run(network: Network, recipe: Recipe, train_data: Data, val_data: Data | None,
+def run(network: NetworkSpec, recipe: Recipe, train_data: Data, val_data: Data | None,
         test_data: Data, *, seed: int = 0, device: str | torch.device = "cpu",
         progress: bool = True) -> RunResult:
     """Train on ``train_data`` (and ``val_data``, per the recipe), score once on

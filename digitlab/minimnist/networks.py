@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.networks import register_family
 from digitlab.minimnist.dataset import COLS, N_PIXELS, ROWS
 
@@ -55,8 +55,8 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"mini-mlp": MiniMLP,
                                                       "mini-cnn": MiniCNN}
 FAMILY = "Mini MNIST"
 register_family(FAMILY, ARCHITECTURES)
-MLP = Network("mini-mlp")
-CNN = Network("mini-cnn")
+MLP = NetworkSpec("mini-mlp")
+CNN = NetworkSpec("mini-cnn")
 # SGD with momentum and a little weight decay, early stopping on the validation loss: the
 # notebook's settings, shared by the MLP and the CNN.
 RECIPE = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-3,

@@ -19,13 +19,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.predict import model_device
 from digitlab.mnist.networks import single_view
 from digitlab.mnist.variants import Data, Run, results_table, train_run
 
 
-def compare(candidates: Mapping[str, Network], recipe: Recipe, train: Data, val: Data, *,
+def compare(candidates: Mapping[str, NetworkSpec], recipe: Recipe, train: Data, val: Data, *,
             seed: int = 0, device="cpu", progress: bool = True) -> tuple[pd.DataFrame,
                                                                          dict[str, Run]]:
     """Train every candidate network with ``recipe``; return the validation table and the

@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import digitlab.mnist.networks  # noqa: F401  (registers the CNN architectures named here)
-from digitlab.engine import Network, Recipe
+from digitlab.engine import NetworkSpec, Recipe
 
-BEST_NETWORK = Network("best", {"width": 16, "members": 1, "tta_shift": 1})
+BEST_NETWORK = NetworkSpec("best", {"width": 16, "members": 1, "tta_shift": 1})
 # Chosen by benchmarks/mnist_cnn_recipe.py (make mnist-recipe): 4-fold cross-validation on
 # the 4,000 embedded train + validation digits, test split untouched; among the candidates
 # within the training budget, the most accurate out of fold (near ties broken by the
@@ -25,7 +25,7 @@ BEST = Recipe(optimizer="adamw", lr=0.01, weight_decay=5e-4, schedule="onecycle"
               batch_size=32, augment=True, precision="bf16", channels_last=True,
               train_on_val=True)
 
-REFERENCE_NETWORK = Network("reference")
+REFERENCE_NETWORK = NetworkSpec("reference")
 # The example trains on every digit it has; here it gets the same train + validation digits.
 REFERENCE = Recipe(optimizer="adadelta", lr=1.0, schedule="step", step_gamma=0.7, epochs=14,
                    batch_size=64, train_on_val=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import digitlab.architectures  # noqa: F401  (any track's network, by name)
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import as_tensors
-from digitlab.engine import Network, Recipe, run
+from digitlab.engine import NetworkSpec, Recipe, run
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
 from digitlab.engine.runner import RunResult
 from digitlab.errors import UserError
@@ -33,7 +33,7 @@ def fit_images(recipe: Recipe, splits: Splits, clean: Splits | None) -> Splits:
     return clean
 
 
-def train_and_score(network: Network, recipe: Recipe, splits: Splits, *,
+def train_and_score(network: NetworkSpec, recipe: Recipe, splits: Splits, *,
                     clean: Splits | None = None, seed: int = 0, device="cpu",
                     progress: bool = True) -> RunResult:
     """Train ``network`` with ``recipe`` on ``splits`` and score it once on the test split
@@ -46,7 +46,7 @@ def train_and_score(network: Network, recipe: Recipe, splits: Splits, *,
     return run(network, recipe, train, val, test, seed=seed, device=device, progress=progress)
 
 
-def train_and_save(network: Network, recipe: Recipe, splits: Splits, *, checkpoint: Path,
+def train_and_save(network: NetworkSpec, recipe: Recipe, splits: Splits, *, checkpoint: Path,
                    results_dir: Path, name: str, clean: Splits | None = None, seed: int = 0,
                    device="cpu", progress: bool = True, config: dict | None = None) -> dict:
     """Train, then write the checkpoint and ``results_dir/metrics.json`` as a pair (one

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from digitlab import engine
-from digitlab.engine import History, Network, Recipe, count_parameters
+from digitlab.engine import History, NetworkSpec, Recipe, count_parameters
 from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.repro import save_metrics
 
@@ -64,7 +64,7 @@ class Run:
     """What one trained configuration left behind."""
 
     name: str
-    network: Network
+    network: NetworkSpec
     recipe: Recipe
     model: nn.Module
     history: History
@@ -99,7 +99,7 @@ def epochs_to_converge(val_acc: list[float], tolerance: float = CONVERGENCE_TOLE
     return int(np.argmax(acc >= acc.max() - tolerance)) + 1
 
 
-def train_run(name: str, network: Network, recipe: Recipe, train: Data, val: Data, *,
+def train_run(name: str, network: NetworkSpec, recipe: Recipe, train: Data, val: Data, *,
               seed: int = 0, device="cpu", progress: bool = True) -> Run:
     """Train one network with one recipe through the engine, timed."""
     start = time.perf_counter()
@@ -108,7 +108,7 @@ def train_run(name: str, network: Network, recipe: Recipe, train: Data, val: Dat
     return Run(name, network, recipe, model, history, time.perf_counter() - start)
 
 
-def train_cell(data: dict, *, name: str, network: Network, recipe: Recipe, seed: int,
+def train_cell(data: dict, *, name: str, network: NetworkSpec, recipe: Recipe, seed: int,
                device, rows: str) -> dict:
     """One run of a study, in a form a worker can send back and a store can keep: the
     kept weights (on the CPU), the history and the seconds. ``rows`` names the data."""
@@ -118,7 +118,7 @@ def train_cell(data: dict, *, name: str, network: Network, recipe: Recipe, seed:
             "history": run.history.as_dict(), "seconds": run.seconds}
 
 
-def train_runs(configs: Mapping[str, tuple[Network, Recipe]], train: Data, val: Data, *,
+def train_runs(configs: Mapping[str, tuple[NetworkSpec, Recipe]], train: Data, val: Data, *,
                seed: int = 0, device="cpu", execution: Execution | None = None,
                folder: str | Path | None = None, progress: bool = True,
                desc: str = "runs") -> list[Run]:
@@ -135,7 +135,7 @@ def train_runs(configs: Mapping[str, tuple[Network, Recipe]], train: Data, val: 
             for cell, result in zip(cells, results, strict=True)]
 
 
-def run_from_result(name: str, network: Network, recipe: Recipe, result: dict) -> Run:
+def run_from_result(name: str, network: NetworkSpec, recipe: Recipe, result: dict) -> Run:
     model = network.build()
     model.load_state_dict(result["state"])
     model.eval()
@@ -179,7 +179,7 @@ def variants_study(train: Data, val: Data, *, arch: str = "cnn2",
     resumes); ``execution`` spreads the runs over workers.
     """
     configs = {f"{variant} / {opt_name}": (
-        Network(arch, variant_options(variant, channels, hidden)),
+        NetworkSpec(arch, variant_options(variant, channels, hidden)),
         Recipe(optimizer=opt["optimizer"], lr=opt["lr"], epochs=epochs, batch_size=batch_size))
         for variant in VARIANTS for opt_name, opt in OPTIMIZERS.items()}
     folder = None if out_dir is None else Path(out_dir) / "study"

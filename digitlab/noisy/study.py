@@ -1,7 +1,7 @@
 """Noisy MNIST experiments: dense networks vs CNNs on corrupted digits.
 
 The notebook ``notebooks/noisy_mnist.ipynb`` and ``benchmarks/noisy_mnist.py``
-share this module: a :class:`Model` is a network and the recipe that trains it;
+share this module: a :class:`Candidate` is a network and the recipe that trains it;
 :func:`train` fits it with the engine (the validation split draws the curves and
 picks the epoch whose weights are kept), :func:`score` evaluates it once on a test set,
 :func:`cross_validate` runs the engine's stratified k-fold cross-validation
@@ -25,17 +25,17 @@ import digitlab.mnist.networks  # noqa: F401  (registers cnn2 and cnn3, which th
 from digitlab import engine
 from digitlab.data.splits import Splits
 from digitlab.data.transforms import flatten_tensor, to_tensor
-from digitlab.engine import History, Network, Recipe
+from digitlab.engine import History, NetworkSpec, Recipe
 from digitlab.engine.cv import CVResult
 from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
 from digitlab.noisy.dense import ARCHITECTURES as DENSE
 
 
 @dataclass(frozen=True)
-class Model:
+class Candidate:
     """A network of the noisy study and the recipe it trains with."""
 
-    network: Network
+    network: NetworkSpec
     recipe: Recipe
 
     @property
@@ -49,7 +49,7 @@ class Model:
     def data(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inputs(images), torch.as_tensor(labels, dtype=torch.int64)
 
-    def replace(self, **recipe_changes) -> Model:
+    def replace(self, **recipe_changes) -> Candidate:
         """The same network with some recipe settings changed (e.g. fewer epochs)."""
         return dataclasses.replace(self, recipe=self.recipe.replace(**recipe_changes))
 
@@ -57,15 +57,15 @@ class Model:
 # The four models of the notebook, sized so that the whole noisy track stays
 # within the pipeline's time budget on two CPU cores. Keys are the names used
 # in metrics.json; LABELS are the names shown in tables and figures.
-MODELS: dict[str, Model] = {
-    "dnn": Model(Network("dnn", {"hidden": (256, 128), "dropout": 0.2}),
+MODELS: dict[str, Candidate] = {
+    "dnn": Candidate(NetworkSpec("dnn", {"hidden": (256, 128), "dropout": 0.2}),
                  Recipe(optimizer="adam", lr=1e-3, epochs=15)),
-    "dnn_improved": Model(Network("dnn-bn", {"hidden": (512, 256), "dropout": 0.5}),
+    "dnn_improved": Candidate(NetworkSpec("dnn-bn", {"hidden": (512, 256), "dropout": 0.5}),
                           Recipe(optimizer="adam", lr=3e-3, epochs=20, schedule="onecycle",
                                  weight_decay=1e-3)),
-    "cnn": Model(Network("cnn2", {"channels": (16, 32)}),
+    "cnn": Candidate(NetworkSpec("cnn2", {"channels": (16, 32)}),
                  Recipe(optimizer="adam", lr=1e-3, epochs=10)),
-    "cnn_improved": Model(Network("cnn3", {"channels": (16, 32, 64), "dropout": 0.3,
+    "cnn_improved": Candidate(NetworkSpec("cnn3", {"channels": (16, 32, 64), "dropout": 0.3,
                                            "batchnorm": True}),
                           Recipe(optimizer="adam", lr=3e-3, epochs=12, schedule="onecycle",
                                  weight_decay=1e-4)),
@@ -74,7 +74,7 @@ LABELS = {"dnn": "DNN", "dnn_improved": "improved DNN", "cnn": "CNN",
           "cnn_improved": "improved CNN"}
 
 
-def describe(model: Model) -> str:
+def describe(model: Candidate) -> str:
     """One line: architecture, options and training recipe."""
     options = ", ".join(f"{k}={v}" for k, v in model.network.options.items())
     r = model.recipe
@@ -88,37 +88,38 @@ def describe(model: Model) -> str:
 class Trained:
     """A fitted network with its model description and training history."""
 
-    config: Model
+    candidate: Candidate
     model: nn.Module
     history: History
 
 
-def train(config: Model, train_images: np.ndarray, train_labels: np.ndarray,
+def train(candidate: Candidate, train_images: np.ndarray, train_labels: np.ndarray,
           val_images: np.ndarray | None = None, val_labels: np.ndarray | None = None, *,
           seed: int = 0, device="cpu", progress: bool = True, desc: str = "train") -> Trained:
-    """Build and fit ``config``'s network; the weights with the lowest validation loss are kept."""
-    val = None if val_images is None else config.data(val_images, val_labels)
-    model, history = engine.train(config.network, config.recipe,
-                                  config.data(train_images, train_labels), val, seed=seed,
+    """Build and fit ``candidate``'s network; the weights with the lowest validation loss
+    are kept."""
+    val = None if val_images is None else candidate.data(val_images, val_labels)
+    model, history = engine.train(candidate.network, candidate.recipe,
+                                  candidate.data(train_images, train_labels), val, seed=seed,
                                   device=device, progress=progress, desc=desc)
-    return Trained(config, model, history)
+    return Trained(candidate, model, history)
 
 
 def predict(trained: Trained, images: np.ndarray) -> np.ndarray:
     """Predicted digit for each uint8 image."""
-    return engine.predict(trained.model, trained.config.inputs(images))
+    return engine.predict(trained.model, trained.candidate.inputs(images))
 
 
 def score(trained: Trained, images: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy, per-class report and confusion matrix on one test set."""
-    return engine.evaluate(trained.model, *trained.config.data(images, labels))
+    return engine.evaluate(trained.model, *trained.candidate.data(images, labels))
 
 
-def cross_validate(config: Model, images: np.ndarray, labels: np.ndarray, *,
+def cross_validate(candidate: Candidate, images: np.ndarray, labels: np.ndarray, *,
                    folds: int = 5, seed: int = 0, inner_val: float = 0.1, device="cpu",
                    progress: bool = True, execution: Execution | None = None,
                    folder=None) -> CVResult:
-    """Stratified k-fold cross-validation of ``config`` (:func:`digitlab.engine.cross_validate`).
+    """Stratified k-fold cross-validation of ``candidate`` (:func:`digitlab.engine.cross_validate`).
 
     Each fold trains on the other folds, minus a stratified ``inner_val`` share used
     for its learning curves and for keeping the best epoch, and is scored once on the
@@ -127,17 +128,17 @@ def cross_validate(config: Model, images: np.ndarray, labels: np.ndarray, *,
     pooled out-of-fold accuracy. The folds
     are a study: ``execution`` spreads them over workers, ``folder`` keeps each one.
     """
-    return engine.cross_validate(config.network, config.recipe, *config.data(images, labels),
-                                 folds=folds, seed=seed, inner_val=inner_val,
-                                 device=device, progress=progress, execution=execution,
-                                 folder=folder)
+    return engine.cross_validate(candidate.network, candidate.recipe,
+                                 *candidate.data(images, labels), folds=folds, seed=seed,
+                                 inner_val=inner_val, device=device, progress=progress,
+                                 execution=execution, folder=folder)
 
 
-def robustness_row(sets: dict[str, Splits], *, config: Model, train_name: str, seed: int,
+def robustness_row(sets: dict[str, Splits], *, candidate: Candidate, train_name: str, seed: int,
                    device, rows: str) -> list[float]:
-    """Train ``config`` on one set and return its accuracy on every set's test split."""
+    """Train ``candidate`` on one set and return its accuracy on every set's test split."""
     s = sets[train_name]
-    trained = train(config, *s.split("train"), *s.split("val"), seed=seed, device=device,
+    trained = train(candidate, *s.split("train"), *s.split("val"), seed=seed, device=device,
                     progress=False, desc=f"train on {train_name}")
     return test_row(trained, sets)
 
@@ -150,13 +151,13 @@ def test_row(trained: Trained, sets: dict[str, Splits]) -> list[float]:
     return row
 
 
-def robustness_matrix(config: Model, sets: dict[str, Splits], *, seed: int = 0,
+def robustness_matrix(candidate: Candidate, sets: dict[str, Splits], *, seed: int = 0,
                       trained: dict[str, Trained] | None = None, device="cpu",
                       progress: bool = True, execution: Execution | None = None,
                       folder=None) -> dict:
-    """Train ``config`` on each set's train split, test on every set's test split.
+    """Train ``candidate`` on each set's train split, test on every set's test split.
 
-    ``trained`` supplies models already fitted with ``config`` on some sets
+    ``trained`` supplies models already fitted with ``candidate`` on some sets
     (keyed by set name) so that they are not trained twice; the others are the
     cells of one study (``execution``, ``folder``: see :func:`run_study`). Returns
     the accuracy matrix (rows: training set, columns: test set) and its labels.
@@ -167,7 +168,7 @@ def robustness_matrix(config: Model, sets: dict[str, Splits], *, seed: int = 0,
                                 for part in ("train", "val", "test") for array in s.split(part)))
     device = torch.device(device)
     cells = [Cell(f"train on {name}", robustness_row,
-                  {"config": config, "train_name": name, "seed": seed, "device": device,
+                  {"candidate": candidate, "train_name": name, "seed": seed, "device": device,
                    "rows": rows})
              for name in names if name not in trained]
     fitted = iter(run_study(cells, shared=sets, folder=folder, execution=execution,
