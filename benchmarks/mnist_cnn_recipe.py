@@ -46,6 +46,7 @@ named by what differs.
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -265,9 +266,13 @@ def main(argv=None):
     folder = paths.mnist_results() if args.noise is None else paths.noisy_results()
     output = output_path(folder / f"{stem}.json", {**vars(args), "device": device.type},
                          DEFAULTS, args.output)
+    start = time.perf_counter()
     results = compare(candidates, data, folds=folds, seed=args.seed, quick=args.quick,
                       device=device, execution=execution,
                       folder=output.with_name(output.stem + "_runs"))
+    # Of this invocation: runs reused from an interrupted one cost nothing here.
+    wall_seconds = time.perf_counter() - start
+    print(f"the study took {wall_seconds:.0f} s on {execution.describe(device)}")
     chosen = choose(results)
     print(f"chosen within {BUDGET:.0f} network-epochs (most accurate out of fold, ties within "
           f"{TIE_POINTS:.1%} by log-loss): {chosen or 'none fits the budget'}")
@@ -278,7 +283,8 @@ def main(argv=None):
     save_metrics(output, {"candidates": results, "budget_network_epochs": BUDGET,
                           "chosen": chosen,
                           "chosen_accuracy": results[chosen]["accuracy"] if chosen else None,
-                          "chosen_log_loss": results[chosen]["log_loss"] if chosen else None},
+                          "chosen_log_loss": results[chosen]["log_loss"] if chosen else None,
+                          "wall_seconds": wall_seconds},
                  seed=args.seed, config={**vars(args), **devices.describe(device),
                                          **execution.describe(device)},
                  data={**splits.summary(), "noise": args.noise})
