@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe noisy-bench noisy-recipe app-bench classify-bench \
-	benchmarks summary pipeline-time slides full-scale-bench generator-bench screenshot
+	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -72,6 +72,9 @@ mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3
 
 mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=)
 	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)
+
+workers-bench: setup ## Studies: the recipe comparison (3 candidates x 4 folds) on 1 then 2 worker processes, one thread per run: wall times, speed-up, identical tables
+	$(PY) benchmarks/study_workers.py --device $(DEVICE) $(MNIST_DATA)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	$(PY) scripts/make_noisy_mnist.py --seed $(SEED) $(MNIST_DATA)

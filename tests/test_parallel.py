@@ -205,3 +205,31 @@ def test_the_recipe_comparison_on_a_cluster_matches_one_worker(cluster, tmp_path
     assert sorted(p.name for p in (tmp_path / "cluster_runs").glob("*.pt")) == [
         "15-epochs-fold-1.pt", "15-epochs-fold-2.pt",
         "40-epochs-batch-64-fold-1.pt", "40-epochs-batch-64-fold-2.pt"]
+
+
+def test_the_workers_benchmark_compares_two_identical_tables(project_root):
+    from test_benchmarks import benchmark
+
+    module = benchmark("study_workers")
+    module.main(["--quick"])
+    report = json.loads((project_root / "results/mnist/study_workers_quick.json").read_text())
+    metrics = report["metrics"]
+    assert metrics["identical"] is True and metrics["workers"] == [1, 2]
+    one, two = metrics["wall_seconds"]["1"], metrics["wall_seconds"]["2"]
+    assert metrics["speedup"] == pytest.approx(one / two)
+    for workers in (1, 2):
+        table = json.loads((project_root / f"results/mnist/study_workers_quick_{workers}.json")
+                           .read_text())
+        assert table["run"]["config"]["threads_per_run"] == 1
+        assert table["run"]["config"]["workers"] == workers
+
+
+def test_tables_that_differ_in_one_prediction_are_not_identical():
+    from test_benchmarks import benchmark
+
+    identical = benchmark("study_workers").identical
+    row = {"accuracy": 0.5, "log_loss": 0.7, "fold_accuracy": [0.5, 0.5],
+           "oof_predictions": [1, 2, 3, 4]}
+    assert identical({"a": row}, {"a": dict(row)})
+    assert not identical({"a": row}, {"a": {**row, "oof_predictions": [1, 2, 3, 5]}})
+    assert not identical({"a": row}, {"b": row})

@@ -195,6 +195,7 @@ _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"
 # missing, so a reader knows what the command would add before spending its time.
 COMMANDS = {
     "make pipeline-time": "the wall time of `make all` and `make test`",
+    "make workers-bench": "the recipe comparison (3 candidates) on 1 and on 2 worker processes",
     "make minimnist": "Mini MNIST: K-Means and the ladder from chance to the small CNN",
     "make minimnist-bench": "the Mini MNIST targets over 3 seeds, and the random-pixel control",
     "make mnist": "the best CNN, the NumPy models, the variants study and the CNN project",
@@ -228,6 +229,13 @@ ROWS: list[Row] = [
     *_rows("Pipeline", "pipeline_time.json", "make pipeline-time",
            ("`make all` wall time (2 cores)", "metrics.all.minutes", "{:.1f} min"),
            ("`make test` wall time (2 cores)", "metrics.test.minutes", "{:.1f} min")),
+    *_rows("Pipeline", "mnist/study_workers.json", "make workers-bench",
+           ("recipe comparison, 3 candidates x 4 folds: 1 worker", "metrics.wall_seconds.1",
+            "sec"),
+           ("the same on 2 workers", "metrics.wall_seconds.2", "sec"),
+           ("speed-up of 2 workers (1 thread per run each time)", "metrics.speedup",
+            "{:.2f}x"),
+           ("the two tables identical", "metrics.identical", "str")),
     *_rows(_MM, "mini_mnist/evaluate_metrics.json", "make minimnist",
            ("K-Means ARI (seed 0)", "metrics.ari", "float3"),
            ("K-Means cluster accuracy (Hungarian)", "metrics.cluster_accuracy", "pct")),
