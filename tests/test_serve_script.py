@@ -116,9 +116,10 @@ def test_a_bad_flag_is_one_sentence_and_status_2(project_root, capsys, monkeypat
 
 
 def test_a_bad_flag_from_the_shell_exits_2_without_a_traceback(project_root):
-    done = subprocess.run([sys.executable, str(SCRIPT), "--checkpoint",
-                           str(project_root / "none.pt")], env=environment(project_root),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--port", str(free_port()),
+                           "--checkpoint", str(project_root / "none.pt")],
+                          env=environment(project_root), capture_output=True, text=True,
+                          timeout=30)
     assert done.returncode == 2
     assert done.stderr.startswith("error: --checkpoint ") and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr + done.stdout
