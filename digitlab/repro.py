@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,7 +133,8 @@ def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     Every file is written to its temporary sibling first; only when all of them
     are complete are they renamed into place, one right after the other. An
     interruption while writing leaves every old file as it was, never a new
-    model beside old metrics.
+    model beside old metrics; so does one between the renames (an error or
+    Ctrl-C): the files already renamed are put back as they were.
     """
     with contextlib.ExitStack() as stack:
         temporaries = [stack.enter_context(_deferred_target(Path(p))) for p in paths]
@@ -140,8 +142,41 @@ def atomic_targets(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp, _ in temporaries:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-        for tmp, path in temporaries:
-            _publish(tmp, path)
+        olds = [stack.enter_context(_old_version(path)) for _, path in temporaries]
+        published: list[tuple[Path, Path | None]] = []
+        try:
+            for (tmp, path), old in zip(temporaries, olds, strict=True):
+                published.append((path, old))  # first: put back even if cut off mid-rename
+                _publish(tmp, path)
+        except BaseException:
+            for path, old in reversed(published):
+                if old is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                else:
+                    os.replace(old, path)
+            raise
+
+
+@contextlib.contextmanager
+def _old_version(path: Path) -> Iterator[Path | None]:
+    """A second name (a hard link, else a copy) for the file at ``path`` while a new one
+    replaces it, so that it can be put back; None if there is no file there yet."""
+    if not path.is_file():
+        yield None
+        return
+    fd, keep = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".old")
+    os.close(fd)
+    os.unlink(keep)
+    try:
+        try:
+            os.link(path, keep)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, keep)
+        yield Path(keep)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(keep)
 
 
 @contextlib.contextmanager

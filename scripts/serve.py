@@ -10,7 +10,8 @@ Result: the page at ``/`` generates digits on demand and ``/draw`` reads a digit
 drawn with mouse, pen or finger; ``POST /generate``, ``POST /classify``,
 ``GET /stats`` and ``GET /healthz`` answer JSON. The generator comes from
 ``make generator``, the classifier from ``make mnist``; a missing one makes its
-own routes answer 503 naming that command, and the other routes keep working.
+own routes answer 503 naming that command, and the other routes keep working;
+a ``--model-dir`` or ``--checkpoint`` given but not there is an error.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from digitlab.cli import add_device, cli, script_parser
 from digitlab.errors import UserError
+from digitlab.generator.pca_kde import model_path
 from digitlab.web import create_app
 
 
@@ -50,6 +52,14 @@ def main(argv=None):
         raise UserError(f"--port must be from 1 to 65535, got {args.port}.")
     if args.threads < 1 or args.threads_per_request < 1:
         raise UserError("--threads and --threads-per-request must be at least 1.")
+    # A model left at its default may be missing (its routes answer 503); one named on
+    # the command line and not there is a typo.
+    if args.model_dir is not None and not model_path(args.model_dir).is_file():
+        raise UserError(f"--model-dir {args.model_dir} holds no {model_path(args.model_dir).name}; "
+                        "fit one there with make generator, or leave --model-dir out.")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise UserError(f"--checkpoint {args.checkpoint} does not exist; train one with "
+                        "make mnist, or leave --checkpoint out.")
     # Each request is small work (a 16x50 by 50x784 product, one small forward pass):
     # extra threads per request only fight the other requests for the cores.
     torch.set_num_threads(args.threads_per_request)

@@ -35,6 +35,26 @@ def table_keys_hold(document: dict, canonical: str) -> None:
         lookup(document, row.key)  # KeyError if the benchmark stopped writing it
 
 
+def check_over_seeds(block: dict, seeds: list[int], low: float = -np.inf,
+                     high: float = np.inf) -> None:
+    """A number over seeds agrees with its own per-seed values: the mean lies between the
+    minimum and the maximum and is their average, each value within [low, high]."""
+    values = [block["per_seed"][str(seed)] for seed in seeds]
+    assert block["n_seeds"] == len(seeds) == len(block["per_seed"])
+    assert all(low <= value <= high for value in values), values
+    assert block["min"] == min(values) and block["max"] == max(values)
+    assert block["min"] <= block["mean"] <= block["max"]
+    assert block["mean"] == pytest.approx(sum(values) / len(values))
+    spread = (sum((v - block["mean"]) ** 2 for v in values) / len(values)) ** 0.5
+    assert block["std"] == pytest.approx(spread, abs=1e-12)
+
+
+def check_accuracy_counts(block: dict, n_test: int) -> None:
+    """Each accuracy is a whole number of digits out of ``n_test``."""
+    for value in block["per_seed"].values():
+        assert value * n_test == pytest.approx(round(value * n_test), abs=1e-6)
+
+
 def run_quick(name: str, project_root, *args) -> tuple[dict, str]:
     benchmark(name).main(["--quick", *args])
     written = sorted(p.relative_to(project_root / "results").as_posix()
@@ -61,6 +81,7 @@ def test_headline_numbers_over_seeds_are_mean_spread_and_minimum():
     assert summary["std"] == pytest.approx(np.sqrt(((0.99 - 0.988333333) ** 2 + (
         0.98 - 0.988333333) ** 2 + (0.995 - 0.988333333) ** 2) / 3))
     assert summary["min"] == 0.98 and summary["per_seed"] == {"0": 0.99, "1": 0.98, "2": 0.995}
+    assert summary["max"] == 0.995 and summary["n_seeds"] == 3
 
 
 def test_the_mnist_target_is_judged_on_the_mean_and_fails_when_it_misses():
@@ -139,7 +160,25 @@ def test_mnist_benchmark_quick(project_root):
                                   "--no-progress")
     assert written == "mnist/benchmark_quick_source-embedded.json"
     table_keys_hold(document, "mnist/benchmark.json")
-    assert document["metrics"]["best"]["test_accuracy"]["n_seeds"] == 1
+    metrics = document["metrics"]
+    assert metrics["best"]["test_accuracy"]["n_seeds"] == 1
+    for name in ("best", "reference"):
+        network = metrics[name]
+        assert network["n_test"] == 1000  # the embedded test split
+        check_over_seeds(network["test_accuracy"], [0], 0.0, 1.0)
+        check_accuracy_counts(network["test_accuracy"], network["n_test"])
+        check_over_seeds(network["train_seconds"], [0], 0.0)
+        check_over_seeds(network["images_per_second"], [0], 0.0)
+        assert network["test_accuracy"]["mean"] > 0.3  # one epoch: well above chance (0.1)
+    best, reference, target = metrics["best"], metrics["reference"], metrics["target"]
+    assert (target["accuracy"], target["seconds"]) == (0.992, 60.0)  # as the README states
+    assert target["min_accuracy"] == best["test_accuracy"]["min"]
+    assert target["met"] == (best["test_accuracy"]["mean"] >= 0.992
+                             and best["train_seconds"]["mean"] <= 60.0)
+    assert metrics["ratios"]["test_accuracy_best_minus_reference"] == pytest.approx(
+        best["test_accuracy"]["mean"] - reference["test_accuracy"]["mean"])
+    assert metrics["ratios"]["images_per_second_best_over_reference"] == pytest.approx(
+        best["images_per_second"]["mean"] / reference["images_per_second"]["mean"])
 
 
 @pytest.mark.slow
@@ -147,6 +186,13 @@ def test_noisy_benchmark_quick(project_root):
     document, written = run_quick("noisy_mnist", project_root)
     assert written == "noisy_mnist/benchmark_quick.json"
     table_keys_hold(document, "noisy_mnist/benchmark.json")
+    metrics = document["metrics"]
+    for model in ("cnn", "cnn_fixed_noise", "dnn", "dnn_improved"):
+        check_over_seeds(metrics[model]["test_accuracy"], [0], 0.0, 1.0)
+        check_over_seeds(metrics[model]["train_seconds"], [0], 0.0)
+    target, cnn = metrics["target"], metrics["cnn"]["test_accuracy"]
+    assert target["accuracy"] == 0.975  # as the README states
+    assert target["met"] == (cnn["mean"] >= 0.975) and target["min_accuracy"] == cnn["min"]
     assert (project_root / "models" / "benchmarks" / "benchmark_quick" /
             "mnist_cnn_awgn_seed0.pt").is_file()
     assert not (project_root / "models" / "mnist_cnn_awgn.pt").exists()  # train_cnn.py's
@@ -192,12 +238,36 @@ def test_generator_benchmark_quick(project_root):
     document, written = run_quick("generator_quality", project_root)
     assert written == "generator/benchmark_quick.json"
     table_keys_hold(document, "generator/benchmark.json")
+    metrics = document["metrics"]
+    check_over_seeds(metrics["recognisability"], [0], 0.0, 1.0)
+    check_over_seeds(metrics["cnn_test_accuracy"], [0], 0.0, 1.0)
+    check_over_seeds(metrics["novelty_median_ratio"], [0], 0.0)
 
 
 def test_ladder_benchmark_quick_and_its_checks(project_root):
     document, written = run_quick("minimnist_ladder", project_root)
     assert written == "mini_mnist/benchmark_quick.json"
     table_keys_hold(document, "mini_mnist/benchmark.json")
+    metrics = document["metrics"]
+    digits, random = metrics["default"], metrics["random"]
+    for mode, mean in (("digits", digits), ("random", random)):
+        [run] = document["per_seed"][mode].values()  # quick: the first seed only
+        for key in ("ari", "mlp_accuracy", "cnn_accuracy"):
+            assert mean[key] == pytest.approx(run[key])
+        for key in ("mlp_accuracy", "cnn_accuracy"):
+            assert 0 <= mean[key] <= 1
+        assert -1 <= mean["ari"] <= 1
+    # The PASS/FAIL flags agree with the numbers against the stated targets.
+    expected = {
+        "default: 0.2 <= ARI <= 0.7": 0.2 <= digits["ari"] <= 0.7,
+        "default: MLP >= 0.90": digits["mlp_accuracy"] >= 0.9,
+        "default: CNN >= MLP": digits["cnn_accuracy"] >= digits["mlp_accuracy"],
+        "default: ladder ordered (every seed)": digits["ordered_all_seeds"],
+        "random: |ARI| <= 0.02": abs(random["ari"]) <= 0.02,
+        "random: MLP <= 0.20": random["mlp_accuracy"] <= 0.2,
+    }
+    assert metrics["checks"] == expected
+    assert metrics["all_passed"] == all(expected.values())
     checks = benchmark("minimnist_ladder").checks
     good = {"digits": {"ari": 0.5, "mlp_accuracy": 0.95, "cnn_accuracy": 0.97,
                        "ordered_all_seeds": True},
@@ -221,6 +291,9 @@ def test_full_scale_benchmark_quick_on_an_mnist_format_folder(project_root):
     assert metrics["n_test"] == 40 and metrics["epochs"] == 1
     assert metrics["seconds_per_epoch"] == pytest.approx(metrics["train_seconds"])
     assert metrics["peak_rss_mib"] > 0
+    accuracy = metrics["test_accuracy"]
+    assert 0 <= accuracy <= 1 and accuracy * 40 == pytest.approx(round(accuracy * 40))
+    assert metrics["images_per_second"] > 0
 
 
 def test_full_scale_benchmark_defaults_to_the_full_mnist_in_data_raw_mnist(project_root,

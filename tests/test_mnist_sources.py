@@ -84,10 +84,23 @@ def test_404_moves_on_to_the_next_mirror(tmp_path, server):
 
 
 def test_bad_checksum_is_rejected_and_the_next_mirror_used(tmp_path, server):
-    base, md5, _ = server
+    base, md5, requests = server
     dest = download_mnist(tmp_path / "dl", mirrors=[f"{base}/bad/", f"{base}/good/"],
                           md5=md5, progress=False)
     assert all(hashlib.md5((dest / n).read_bytes()).hexdigest() == h for n, h in md5.items())
+    # Each corrupt copy was fetched (then refused), not skipped.
+    assert sorted(r for r in requests if r.startswith("/bad/")) == sorted(f"/bad/{n}" for n in md5)
+
+
+def test_a_served_file_unlike_the_published_md5_is_refused_by_default(tmp_path, server):
+    """Without an md5 table of its own, the download checks the built-in one: the tiny
+    files served here are valid IDX files, but not the official ones."""
+    base, _, requests = server
+    with pytest.raises(UserError, match=r"could not download train-images-idx3-ubyte.gz "
+                                        r"with a valid md5 .*/good/train-images.*md5 mismatch"):
+        download_mnist(tmp_path / "dl", mirrors=[f"{base}/good/"], progress=False)
+    assert requests == ["/good/train-images-idx3-ubyte.gz"]
+    assert not any((tmp_path / "dl").iterdir())  # neither the file nor a temporary copy
 
 
 def test_all_mirrors_failing_is_one_clear_error_and_leaves_no_file(tmp_path, server):

@@ -62,6 +62,15 @@ def test_classify_api_quick_writes_its_own_file(classify_api, classifier_checkpo
     assert metrics["direct_accuracy"] == pytest.approx((read == splits.test_labels[:100]).mean())
     assert metrics["gap_digits"] == round(100 * (metrics["api_accuracy"]
                                                  - metrics["direct_accuracy"]))
+    for key in ("direct_accuracy", "api_accuracy", "api_accuracy_inverted"):
+        assert 0 <= metrics[key] <= 1
+        assert metrics[key] * 100 == pytest.approx(round(metrics[key] * 100))  # whole digits
+    for suffix, api in (("", "api_accuracy"), ("_inverted", "api_accuracy_inverted")):
+        gap = metrics[api] - metrics["direct_accuracy"]
+        assert metrics[f"gap_points{suffix}"] == pytest.approx(100 * gap)  # points of 100 %
+        assert metrics[f"gap_digits{suffix}"] == round(100 * gap)  # of the 100 digits
+        # every digit gained or lost is one the two read differently
+        assert metrics[f"disagreements{suffix}"] >= abs(metrics[f"gap_digits{suffix}"])
     assert metrics["meets_target"] == (abs(metrics["gap_points"]) <= 1
                                        and abs(metrics["gap_points_inverted"]) <= 1)
     # The app reads enlarged digits about as well as the network reads the originals.
@@ -97,7 +106,8 @@ def test_app_load_quick_times_both_routes_under_waitress(app_load, classifier_ch
     metrics = json.loads(written.read_text())["metrics"]
     for block, target in ((metrics, 150.0), (metrics["classify"], 100.0)):
         assert block["requests"] == 48 and block["errors"] == 0, block["first_errors"]
-        assert 0 < block["p50_ms"] <= block["p99_ms"] <= block["max_ms"]
+        assert 0 < block["p50_ms"] <= block["p90_ms"] <= block["p99_ms"] <= block["max_ms"]
+        assert block["throughput_rps"] == pytest.approx(48 / block["wall_seconds"])
         assert block["p99_target_ms"] == target
         assert block["meets_target"] == (block["p99_ms"] <= target)
 
