@@ -180,7 +180,8 @@ def test_study_options_are_checked():
                   shared=0, progress=False)
 
 
-def test_no_scheduler_at_the_address_is_one_sentence():
+def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):
+    monkeypatch.setattr("digitlab.engine.parallel.CONNECT_TIMEOUT", "2s")
     with pytest.raises(UserError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
                   execution=Execution(scheduler="tcp://127.0.0.1:9"))

@@ -47,6 +47,8 @@ from digitlab.errors import UserError
 from digitlab.repro import atomic_target
 
 log = logging.getLogger(__name__)
+# How long to wait for a Dask scheduler to answer before saying it is not there.
+CONNECT_TIMEOUT = "20s"
 
 
 class StudyError(UserError):
@@ -226,7 +228,7 @@ def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
     from distributed import Client, as_completed
 
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as err:
         raise UserError(f"no Dask scheduler answered at {scheduler} ({err}); start one "
                         "with `dask scheduler` or check the address.") from None
