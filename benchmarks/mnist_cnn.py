@@ -40,7 +40,7 @@ from digitlab.cli import (
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine.fit import step_throughput
-from digitlab.engine.parallel import Cell, run_study
+from digitlab.engine.parallel import Cell, StudyStore, run_study
 from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
@@ -161,9 +161,10 @@ def main(argv=None):
                    "device": device, "rows": splits.description})
              for seed in seeds for name, (network, recipe) in networks.items()]
     execution = execution_from_args(args)
+    store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
     results = run_study(cells, shared={"source": args.source, "data_dir": args.data_dir},
-                        folder=output.with_name(output.stem + "_runs"), execution=execution,
-                        device=device, desc="benchmark runs", progress=not args.no_progress)
+                        folder=store, execution=execution, device=device,
+                        desc="benchmark runs", progress=not args.no_progress)
     runs = {name: [r for cell, r in zip(cells, results, strict=True)
                    if cell.kwargs["name"] == name] for name in networks}
     summary = summarise(runs, seeds)
@@ -176,6 +177,7 @@ def main(argv=None):
                          "best_recipe": best.as_dict(), "reference_recipe": reference.as_dict(),
                          **devices.describe(device), **execution.describe(device)},
                  data=splits.summary())
+    StudyStore(store).clear()  # a timing benchmark run again measures anew
     print(f"written: {output}")
 
 

@@ -51,7 +51,7 @@ from digitlab.cli import (
 )
 from digitlab.data.noise import NOISE_TYPES
 from digitlab.data.sources import load_mnist
-from digitlab.engine.parallel import Cell, run_study
+from digitlab.engine.parallel import Cell, StudyStore, run_study
 from digitlab.mnist.evaluation import evaluate_checkpoint
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save
@@ -111,9 +111,11 @@ def one_seed(_, *, source: str, data_dir: str | None, noise: str, seed: int, epo
                "cnn_fixed_noise": run_cnn(clean, noisy, fresh_noise=False, **common)}
     threads = torch.get_num_threads()
     devices.set_threads(1, device)  # small dense networks: a second thread mostly waits
-    for key in ("dnn", "dnn_improved"):
-        results[key] = run_dense(key, noisy, seed, epochs, device)
-    torch.set_num_threads(threads)
+    try:
+        for key in ("dnn", "dnn_improved"):
+            results[key] = run_dense(key, noisy, seed, epochs, device)
+    finally:
+        torch.set_num_threads(threads)
     print(f"seed {seed}: " + ", ".join(f"{k} {results[k]['test_accuracy']:.4f}" for k in MODELS),
           flush=True)
     return results | {"data": noisy.summary()}
@@ -163,14 +165,16 @@ def main(argv=None):
                    "data_dir": None if args.data_dir is None else str(args.data_dir),
                    "epochs": SMOKE.epochs if args.quick else args.epochs, "workdir": str(workdir)})
              for seed in seeds]
-    results = run_study(cells, folder=output.with_name(output.stem + "_runs"),
-                        execution=execution, device=device, desc="benchmark seeds")
+    store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
+    results = run_study(cells, folder=store, execution=execution, device=device,
+                        desc="benchmark seeds")
     per_seed = dict(zip(seeds, results, strict=True))
     summary = summarise(per_seed, seeds)
     save_metrics(output, {**summary, "per_seed": per_seed}, seed=seeds[0],
                  config={**vars(args), "seeds": seeds, **devices.describe(device),
                          **execution.describe(device)},
                  data=per_seed[seeds[0]]["data"])
+    StudyStore(store).clear()  # a later run measures anew
     print(f"\nNoisy MNIST benchmark: {args.noise}, seeds {seeds}, "
           f"{per_seed[seeds[0]]['data']['description']}")
     print(f"{'model':>15} {'mean':>7} {'std':>7} {'min':>7} {'train s':>8}")

@@ -5,9 +5,9 @@ Usage:
     python benchmarks/study_workers.py --workers 4 --candidates "15 epochs" "25 epochs"
     python benchmarks/study_workers.py --quick     # the smoke preset: checks the plumbing
 
-Runs ``benchmarks/mnist_cnn_recipe.py`` twice, back to back, as the Makefile
-does (``make mnist-recipe WORKERS=1`` then ``WORKERS=N``), on the same
-candidates, with one CPU thread per run both times: a run's numbers depend on
+Runs ``benchmarks/mnist_cnn_recipe.py`` twice, back to back (like ``make
+mnist-recipe WORKERS=1`` then ``WORKERS=N``, with ``--threads 1 --fresh``), on
+the same candidates, with one CPU thread per run both times: a run's numbers depend on
 its thread count, so only then can the two tables be compared digit for digit.
 Each run starts afresh (``--fresh``), so neither reuses the other's stored
 folds. The default candidates are a subset of the comparison (the chosen

@@ -17,6 +17,7 @@ import time
 import pytest
 import torch
 
+import digitlab.architectures  # noqa: F401  (the networks the studies name)
 from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import NetworkSpec, Recipe
@@ -154,6 +155,10 @@ def test_a_stored_run_is_reused_only_for_the_same_inputs(digits, tmp_path, monke
     cross_validate(NETWORK, RECIPE, *small, folds=2, seed=0, folder=tmp_path,
                    execution=Execution(threads=1, fresh=True))
     assert calls == ["fold 1", "fold 2"], "--fresh reused stored runs"
+    calls.clear()  # another thread count changes a CPU run's last bits: not the same run
+    cross_validate(NETWORK, RECIPE, *small, folds=2, seed=0, folder=tmp_path,
+                   execution=Execution(threads=2))
+    assert calls == ["fold 1", "fold 2"], "a run stored with 1 thread was reused for 2"
 
 
 def double(shared, *, value):
@@ -169,15 +174,30 @@ def test_results_come_back_in_the_study_order_and_unreadable_files_are_redone(tm
     assert [r["twice"].item() for r in again] == [20, 12, 18]
 
 
+def stringly(shared, *, value):
+    return {"where": __import__("pathlib").Path("/tmp")}
+
+
+def test_what_cannot_be_stored_or_fingerprinted_is_refused_by_name(tmp_path):
+    with pytest.raises(TypeError, match="cell 'a': pass arrays in the shared data"):
+        Cell("a", double, {"value": torch.zeros(3)})
+    with pytest.raises(TypeError, match="the result of 'b' cannot be stored"):
+        run_study([Cell("b", stringly, {"value": 1})], shared=0, folder=tmp_path,
+                  progress=False)
+    assert not list(tmp_path.glob("*.pt"))
+
+
 def test_study_options_are_checked():
     assert threads_per_run(2, None) >= 1 and threads_per_run(3, 4) == 4
     assert resolve_workers("3") == 3
     for bad in ("0", "-2", "many"):
         with pytest.raises(UserError, match="workers must be a positive number or 'auto'"):
             resolve_workers(bad)
-    with pytest.raises(UserError, match="distinct names"):
-        run_study([Cell("a", double, {"value": 1}), Cell("a", double, {"value": 2})],
-                  shared=0, progress=False)
+    for twins in (("a", "a"), ("A b", "a-b")):  # the second pair would share one file
+        with pytest.raises(UserError, match="distinct names"):
+            run_study([Cell(twins[0], double, {"value": 1}), Cell(twins[1], double,
+                                                                  {"value": 2})],
+                      shared=0, progress=False)
 
 
 def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):

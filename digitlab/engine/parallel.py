@@ -30,10 +30,13 @@ is done and stored; the study then raises :class:`StudyError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,12 +67,19 @@ class Cell:
     numbers, strings, lists and dicts, so that it can be stored and read back
     without running code. ``kwargs`` must have a stable ``repr`` (numbers,
     strings, tuples, dataclasses such as ``NetworkSpec`` and ``Recipe``): it is the
-    cell's fingerprint.
+    cell's fingerprint. Arrays and tensors are refused there, since their ``repr`` is cut
+    short: name the data by :func:`fingerprint_arrays` of it instead.
     """
 
     name: str
     fn: Callable[..., Any]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        arrays = [k for k, v in self.kwargs.items() if isinstance(v, (torch.Tensor, np.ndarray))]
+        if arrays:
+            raise TypeError(f"cell {self.name!r}: pass arrays in the shared data, not as "
+                            f"arguments ({', '.join(arrays)}); name them by fingerprint_arrays.")
 
     def fingerprint(self) -> str:
         function = f"{self.fn.__module__}.{self.fn.__qualname__}"
@@ -84,7 +94,9 @@ def fingerprint_arrays(*arrays) -> str:
     for array in arrays:
         if isinstance(array, torch.Tensor):
             array = array.detach().cpu().numpy()
-        digest.update(np.ascontiguousarray(array).tobytes())
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -98,8 +110,10 @@ def usable_cores() -> int:
 def resolve_workers(workers: int | str, device: torch.device | None = None) -> int:
     """``auto``: one worker per GPU on a CUDA device, else one per core."""
     if workers == "auto":
-        if device is not None and device.type == "cuda":
+        if device is not None and device.type == "cuda" and device.index is None:
             return max(1, torch.cuda.device_count())
+        if device is not None and device.type != "cpu":  # one MPS GPU, or one chosen GPU
+            return 1
         return usable_cores()
     try:
         count = int(workers)
@@ -133,8 +147,9 @@ class StudyStore:
     def path(self, cell: Cell) -> Path:
         return self.folder / f"{slug(cell.name)}.pt"
 
-    def load(self, cell: Cell) -> tuple[bool, Any]:
-        """(True, result) when ``cell`` finished before with the same inputs."""
+    def load(self, cell: Cell, threads: int | None = None) -> tuple[bool, Any]:
+        """(True, result) when ``cell`` finished before with the same inputs (and, given
+        ``threads``, the same CPU threads per run: they change a run's last bits)."""
         path = self.path(cell)
         if not path.is_file():
             return False, None
@@ -145,12 +160,24 @@ class StudyStore:
             return False, None
         if stored.get("name") != cell.name or stored.get("fingerprint") != cell.fingerprint():
             return False, None
+        if threads is not None and stored.get("threads") != threads:
+            return False, None
         return True, stored["result"]
 
-    def save(self, cell: Cell, result: Any) -> None:
+    def save(self, cell: Cell, result: Any, threads: int | None = None) -> None:
         with atomic_target(self.path(cell)) as tmp:
             torch.save({"name": cell.name, "fingerprint": cell.fingerprint(),
-                        "result": result}, tmp)
+                        "threads": threads, "result": result}, tmp)
+            try:  # a result that cannot be read back safely must fail now, by name
+                torch.load(tmp, map_location="cpu", weights_only=True)
+            except Exception as err:
+                raise TypeError(f"the result of {cell.name!r} cannot be stored: use tensors, "
+                                f"numbers, strings, lists and dicts ({err})") from None
+
+    def clear(self) -> None:
+        """Forget every stored run (e.g. once a timed benchmark has written its file)."""
+        for path in self.folder.glob("*.pt"):
+            path.unlink()
 
 
 @dataclass(frozen=True)
@@ -195,8 +222,10 @@ def _execute(index: int, cell: Cell, shared: Any, threads: int | None,
     try:
         return index, cell.fn(shared, **cell.kwargs)
     except Exception as err:  # reported with the others' results kept; see run_study
-        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-        return index, _Failure(cell.name, message)
+        if isinstance(err, UserError):
+            return index, _Failure(cell.name, str(err))
+        log.debug("%s failed:\n%s", cell.name, traceback.format_exc())
+        return index, _Failure(cell.name, f"{type(err).__name__}: {err}")
 
 
 def _in_process(todo, shared, threads) -> Iterator[tuple[int, Any]]:
@@ -219,9 +248,13 @@ def _local_processes(todo, shared, threads, workers, gpus) -> Iterator[tuple[int
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-    yield from parallel(delayed(_execute)(index, cell, shared, threads,
-                                          position % gpus if gpus else None)
-                        for position, (index, cell) in enumerate(todo))
+    try:
+        yield from parallel(delayed(_execute)(index, cell, shared, threads,
+                                              position % gpus if gpus else None)
+                            for position, (index, cell) in enumerate(todo))
+    except Exception as err:  # a worker process died (loky's TerminatedWorkerError)
+        raise StudyError(f"a worker process stopped ({type(err).__name__}: {err}); the "
+                         "runs finished before it are stored, rerun to resume.") from None
 
 
 def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
@@ -233,12 +266,24 @@ def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
         raise UserError(f"no Dask scheduler answered at {scheduler} ({err}); start one "
                         "with `dask scheduler` or check the address.") from None
     with client:
+        threaded = {address: n for address, n in client.nthreads().items() if n > 1}
+        if threaded:  # runs in threads of one process would share torch's global RNG
+            raise UserError(f"Dask workers {sorted(threaded)} run {max(threaded.values())} "
+                            "threads each; start them with --nthreads 1 (one run per "
+                            "process keeps each run's random numbers its own).")
         shared_future = client.scatter(shared, broadcast=True) if shared is not None else None
-        futures = [client.submit(_execute, index, cell, shared_future, threads, pure=False,
-                                 key=f"{slug(cell.name)}-{cell.fingerprint()}")
-                   for index, cell in todo]
-        for future in as_completed(futures):
-            yield future.result()
+        run_id = uuid.uuid4().hex[:8]
+        submitted = {}
+        for index, cell in todo:
+            future = client.submit(_execute, index, cell, shared_future, threads, pure=False,
+                                   key=f"{slug(cell.name)}-{cell.fingerprint()}-{run_id}")
+            submitted[future.key] = (future, index, cell)
+        for future in as_completed([f for f, _, _ in submitted.values()]):
+            _, index, cell = submitted[future.key]
+            try:
+                yield future.result()
+            except Exception as err:  # lost more often than Dask retries (KilledWorker)
+                yield index, _Failure(cell.name, f"{type(err).__name__}: {err}")
             future.release()
 
 
@@ -259,29 +304,35 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
     """
     execution = execution or Execution()
     scheduler = execution.scheduler
-    names = [cell.name for cell in cells]
+    names = [slug(cell.name) for cell in cells]
     if len(set(names)) != len(names):
         raise UserError(f"a study's runs need distinct names; repeated: "
                         f"{sorted({n for n in names if names.count(n) > 1})}.")
+    workers = 1 if scheduler else resolve_workers(execution.workers, device)
+    threads = execution.run_threads(workers)
+    # Threads matter to a CPU run's numbers, not to a GPU run's.
+    on_cpu = device is None or device.type == "cpu"
+    recorded = (threads or torch.get_num_threads()) if on_cpu else None
     store = StudyStore(folder) if folder is not None else None
     results: list[Any] = [None] * len(cells)
     todo = []
     for index, cell in enumerate(cells):
-        found, result = (False, None) if store is None or execution.fresh else store.load(cell)
+        found, result = ((False, None) if store is None or execution.fresh
+                         else store.load(cell, recorded))
         if found:
             results[index] = result
         else:
             todo.append((index, cell))
-    count = 1 if scheduler else min(resolve_workers(execution.workers, device),
-                                    max(1, len(todo)))
-    threads = execution.run_threads(count)
+    count = min(workers, max(1, len(todo)))
     reused = len(cells) - len(todo)
     where = f"Dask scheduler {scheduler}" if scheduler else (
         f"{count} worker process{'es' if count > 1 else ''}" if count > 1 else "this process")
     if reused:
         log.info("%s: reusing %d of %d finished runs from %s", desc, reused, len(cells),
                  store.folder)
-    if scheduler:
+    if not todo:
+        finished = iter(())
+    elif scheduler:
         finished = _dask(todo, shared, threads, scheduler)
     elif count > 1:
         finished = _local_processes(todo, shared, threads, count, _gpus(device, count))
@@ -290,7 +341,7 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
     failures = []
     bar = tqdm(total=len(cells), initial=reused, desc=desc, unit="run", disable=not progress,
                postfix={"on": where, "threads": threads or torch.get_num_threads()})
-    with bar:
+    with bar, contextlib.closing(finished):
         for index, result in finished:
             if isinstance(result, _Failure):
                 failures.append(result)
@@ -298,11 +349,11 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
             else:
                 results[index] = result
                 if store is not None:
-                    store.save(cells[index], result)
+                    store.save(cells[index], result, recorded)
             bar.update()
     if failures:
-        kept = f"; the other results are stored in {store.folder}" if store else ""
+        kept = (f"; the other results are stored in {store.folder}, and rerunning the study "
+                "runs only what is missing") if store else ""
         details = "; ".join(f"{f.name}: {f.message}" for f in failures)
-        raise StudyError(f"{len(failures)} of {len(cells)} runs failed ({details}){kept}; "
-                         "rerunning the study runs only what is missing.")
+        raise StudyError(f"{len(failures)} of {len(cells)} runs failed ({details}){kept}.")
     return results
