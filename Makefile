@@ -73,7 +73,7 @@ mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3
 mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=)
 	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)
 
-workers-bench: setup ## Studies: the recipe comparison (3 candidates x 4 folds) on 1 then 2 worker processes, one thread per run: wall times, speed-up, identical tables
+workers-bench: setup ## Studies: the recipe comparison (2 candidates x 4 folds) on 1 then 2 worker processes, one thread per run: wall times, speed-up, identical tables
 	$(PY) benchmarks/study_workers.py --device $(DEVICE) $(MNIST_DATA)
 
 noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs

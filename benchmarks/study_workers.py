@@ -1,7 +1,7 @@
 """What more workers buy: the recipe comparison run with 1 and with N worker processes.
 
 Usage:
-    python benchmarks/study_workers.py             # 3 candidates x 4 folds, 1 then 2 workers
+    python benchmarks/study_workers.py             # 2 candidates x 4 folds, 1 then 2 workers
     python benchmarks/study_workers.py --workers 4 --candidates "15 epochs" "25 epochs"
     python benchmarks/study_workers.py --quick     # the smoke preset: checks the plumbing
 
@@ -11,7 +11,7 @@ the same candidates, with one CPU thread per run both times: a run's numbers dep
 its thread count, so only then can the two tables be compared digit for digit.
 Each run starts afresh (``--fresh``), so neither reuses the other's stored
 folds. The default candidates are a subset of the comparison (the chosen
-recipe and two shorter ones), so that the two runs together take minutes, not
+recipe and a shorter one), so that the two runs together take minutes, not
 hours, on two cores.
 
 Result: ``results/mnist/study_workers.json``: both wall times, their ratio, the
@@ -34,7 +34,7 @@ from digitlab.errors import UserError
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.repro import save_metrics
 
-CANDIDATES = ["15 epochs", "25 epochs", "30 epochs, batch 32, shifted copies at test"]
+CANDIDATES = ["15 epochs", "30 epochs, batch 32, shifted copies at test"]
 COMPARED = ("accuracy", "log_loss", "fold_accuracy", "oof_predictions")
 DEFAULTS = {"workers": 2, "candidates": CANDIDATES, "quick": False, "device": "cpu"}
 RECIPE_BENCHMARK = paths.PROJECT_ROOT / "benchmarks" / "mnist_cnn_recipe.py"

@@ -195,7 +195,7 @@ _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"
 # missing, so a reader knows what the command would add before spending its time.
 COMMANDS = {
     "make pipeline-time": "the wall time of `make all` and `make test`",
-    "make workers-bench": "the recipe comparison (3 candidates) on 1 and on 2 worker processes",
+    "make workers-bench": "the recipe comparison (2 candidates) on 1 and on 2 worker processes",
     "make minimnist": "Mini MNIST: K-Means and the ladder from chance to the small CNN",
     "make minimnist-bench": "the Mini MNIST targets over 3 seeds, and the random-pixel control",
     "make mnist": "the best CNN, the NumPy models, the variants study and the CNN project",
@@ -230,7 +230,7 @@ ROWS: list[Row] = [
            ("`make all` wall time (2 cores)", "metrics.all.minutes", "{:.1f} min"),
            ("`make test` wall time (2 cores)", "metrics.test.minutes", "{:.1f} min")),
     *_rows("Pipeline", "mnist/study_workers.json", "make workers-bench",
-           ("recipe comparison, 3 candidates x 4 folds: 1 worker", "metrics.wall_seconds.1",
+           ("recipe comparison, 2 candidates x 4 folds: 1 worker", "metrics.wall_seconds.1",
             "sec"),
            ("the same on 2 workers", "metrics.wall_seconds.2", "sec"),
            ("speed-up of 2 workers (1 thread per run each time)", "metrics.speedup",
