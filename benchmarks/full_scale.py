@@ -7,7 +7,8 @@ Usage:
     python benchmarks/full_scale.py --device cuda        # on a GPU
     python benchmarks/full_scale.py --epochs 5           # a shorter run (written beside)
 
-Trains the best CNN (``digitlab.mnist.recipes.BEST_NETWORK`` with ``BEST``) on
+Trains the best CNN with the named recipe for a set of this size
+(``digitlab.mnist.recipes.recipe_for_size``: ``FULL`` for 60,000 images) on
 the training and validation images of a full-size MNIST-format folder (any
 folder holding ``train-images-idx3-ubyte[.gz]`` and the three other files),
 then scores it once on the folder's test images. The folder is ``--data-dir``
@@ -42,7 +43,7 @@ from digitlab.cli import (
 )
 from digitlab.data.sources import find_local_files, load_mnist
 from digitlab.errors import UserError
-from digitlab.mnist.recipes import BEST, BEST_NETWORK
+from digitlab.mnist.recipes import RECIPES, recipe_for_size
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.pipeline.smoke import SMOKE
@@ -62,7 +63,7 @@ def parse_args(argv):
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="a full-size MNIST-format folder (default: see --dataset)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"default: the recipe's {BEST.epochs} (1 with --quick)")
+                        help="default: the recipe's (1 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on at most 2,000 training images: the plumbing")
     add_seed(parser)
@@ -117,17 +118,21 @@ def main(argv=None):
               "data_dir": None if sizes == FULL_SIZE else folder}
     output = output_path(paths.results_dir() / "full_scale" / "benchmark.json", naming,
                          DEFAULTS, args.output)
+    # The named recipe for a training set of this size: FULL for the 60,000 (BEST if smaller).
+    recipe_name = recipe_for_size(sizes[0])
+    network, recipe = RECIPES[recipe_name]
     if args.quick:
         splits = SMOKE.splits(splits)
-    recipe = BEST.replace(epochs=args.epochs or (SMOKE.epochs if args.quick else BEST.epochs))
-    print(f"{splits.description}: training on {len(splits.train_labels) + len(splits.val_labels):,}"
-          f" images for {recipe.epochs} epochs on {devices.device_name(device)}")
-    run = train_and_score(BEST_NETWORK, recipe, splits, seed=args.seed, device=device,
+    recipe = recipe.replace(epochs=args.epochs or (SMOKE.epochs if args.quick else recipe.epochs))
+    print(f"{splits.description}: recipe {recipe_name!r}, training on "
+          f"{len(splits.train_labels) + len(splits.val_labels):,} images for {recipe.epochs} "
+          f"epochs on {devices.device_name(device)}")
+    run = train_and_score(network, recipe, splits, seed=args.seed, device=device,
                           progress=not args.no_progress)
     result = summarise(run.to_dict(), device, splits.summary())
     save_metrics(output, result, seed=args.seed,
-                 config={**vars(args), "recipe": recipe.as_dict(),
-                         "network": BEST_NETWORK.as_dict()}, data=splits.summary())
+                 config={**vars(args), "recipe_name": recipe_name, "recipe": recipe.as_dict(),
+                         "network": network.as_dict()}, data=splits.summary())
     print(f"test accuracy {result['test_accuracy']:.4f} ({result['test_errors']} errors in "
           f"{result['n_test']:,}); {result['seconds_per_epoch']:.1f} s per epoch, "
           f"{result['images_per_second']:.0f} images/s, peak RSS {result['peak_rss_mib']:.0f} MiB"

@@ -124,9 +124,16 @@ class RunOptions:
 
     def __init__(self, recipes: Mapping[str, tuple[Any, Any]],
                  architectures: Mapping[str, Callable], default: str,
-                 no_shorthand: Sequence[str] = ()):
+                 no_shorthand: Sequence[str] = (),
+                 by_size: Callable[[int], str] | None = None):
+        """``by_size``: the recipe name for a number of training digits; then ``--recipe``
+        defaults to ``auto``, which :meth:`resolve` turns into ``by_size(n_train)``
+        (``default`` is what ``--help`` shows)."""
         self.recipes, self.architectures, self.default = dict(recipes), architectures, default
-        self.no_shorthand = tuple(no_shorthand)
+        self.no_shorthand, self.by_size = tuple(no_shorthand), by_size
+
+    def _choices(self) -> list[str]:
+        return [*self.recipes, *(["auto"] if self.by_size else [])]
 
     def add_to(self, parser: argparse.ArgumentParser,
                argv: Sequence[str] | None = None) -> None:
@@ -136,8 +143,11 @@ class RunOptions:
         from digitlab.settings import describe, field_hints
 
         group = parser.add_argument_group("recipe and network")
-        group.add_argument("--recipe", choices=list(self.recipes), default=self.default,
-                           help="named recipe (and its network) to start from")
+        group.add_argument("--recipe", choices=self._choices(),
+                           default="auto" if self.by_size else self.default,
+                           help="named recipe (and its network) to start from" +
+                           ("; auto: chosen by the size of the training set" if self.by_size
+                            else ""))
         group.add_argument("--set", dest="settings", action="append", default=argparse.SUPPRESS,
                            metavar="FIELD=VALUE",
                            help="set one recipe field (repeatable); the fields, their values "
@@ -172,24 +182,34 @@ class RunOptions:
         """The fields of the recipe ``argv`` names (or the default) with their values, then
         the options of its network."""
         pre = argparse.ArgumentParser(add_help=False)
-        pre.add_argument("--recipe", choices=list(self.recipes), default=self.default)
+        pre.add_argument("--recipe", choices=self._choices(), default=self.default)
         pre.add_argument("--arch", default=None)
         known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+        if known.recipe == "auto":
+            known.recipe = self.default
         network, recipe = self.recipes[known.recipe]
         arch = known.arch if known.arch in self.architectures else network.arch
         options = network.options if arch == network.arch else {}
         return "\n".join([recipe_table(recipe, f"recipe {known.recipe!r}"), "",
                           options_table(self.architectures[arch], arch, options)])
 
+    def recipe_name(self, args: argparse.Namespace, n_train: int | None = None) -> str:
+        """The named recipe ``args`` ask for; ``auto`` needs ``n_train``."""
+        if args.recipe != "auto":
+            return args.recipe
+        if n_train is None:
+            raise ValueError("--recipe auto needs the number of training digits")
+        return self.by_size(n_train)
+
     def resolve(self, args: argparse.Namespace, settings: Sequence[str] = (),
-                options: Sequence[str] = ()):
+                options: Sequence[str] = (), n_train: int | None = None):
         """The (NetworkSpec, Recipe) the parsed ``args`` ask for; ``settings`` and ``options``
         are a script's own ``FIELD=VALUE`` / ``KEY=VALUE`` (legacy flags), applied before
-        ``--set`` / ``--option``."""
+        ``--set`` / ``--option``; ``n_train`` resolves ``--recipe auto``."""
         from digitlab.engine.networks import NetworkSpec
         from digitlab.settings import apply_settings, parse_options, split_assignment
 
-        network, recipe = self.recipes[args.recipe]
+        network, recipe = self.recipes[self.recipe_name(args, n_train)]
         arch = getattr(args, "arch", network.arch)
         base = network.options if arch == network.arch else {}
         chosen = parse_options(self.architectures[arch],

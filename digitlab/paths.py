@@ -13,8 +13,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def root() -> Path:
-    """The project root: ``$DIGITLAB_ROOT`` if set, else the repository."""
-    return Path(os.environ.get("DIGITLAB_ROOT", PROJECT_ROOT))
+    """The project root: ``$DIGITLAB_ROOT`` if set (and not empty), else the repository."""
+    return Path(os.environ.get("DIGITLAB_ROOT") or PROJECT_ROOT)
+
+
+def full_mnist_run() -> Path:
+    """Where the README's full-MNIST run writes (``make all MNIST_DIR=... OUT=runs/full-mnist``)."""
+    return PROJECT_ROOT / "runs" / "full-mnist"
 
 
 def data_dir() -> Path:

@@ -37,7 +37,7 @@ seed = 0
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 n_components = 50
-max_samples = 10_000  # all training images of the offline subset
+max_samples = 10_000  # KDE points at most, a seeded subset as in the original (PCA: every image)
 bandwidth = "cv"  # or a number
 kernel = "gaussian"  # the generator's kernel: gaussian, tophat, epanechnikov or exponential
 n_per_digit = 200  # class-conditional samples per digit for the quality measures
@@ -81,11 +81,13 @@ start = time.perf_counter()
 
 # %%
 splits = load_mnist(source, data_dir, seed=seed)
-train_x, train_y = pca_kde.select_training_images(splits.train_images, splits.train_labels,
-                                                     max_samples, seed)
+train_x, train_y = splits.train_images, splits.train_labels
+if quick:  # a few hundred digits for the PCA too: the plumbing, in seconds
+    train_x, train_y = pca_kde.select_training_images(train_x, train_y, max_samples, seed)
 test_x, test_y = splits.test_images, splits.test_labels
 print(splits.description)
-print(f"fitting on {len(train_x)} training images; {len(test_x)} test images held out")
+print(f"PCA on {len(train_x):,} training images, the KDE on {min(len(train_x), max_samples):,} "
+      f"of them; {len(test_x):,} test images held out")
 
 # %% [markdown]
 # ## How much variance do the components keep?
@@ -96,14 +98,16 @@ print(f"fitting on {len(train_x)} training images; {len(test_x)} test images hel
 # The model scripts/fit_generator.py saved is reused when it was fitted on these images
 # with these settings (as after `make generator`); otherwise the notebook fits its own.
 reused = None if quick else pca_kde.saved_fit(
-    train_x, train_y, n_components=n_components, kernel=kernel, bandwidth=bandwidth, folds=folds)
+    train_x, train_y, n_components=n_components, kernel=kernel, bandwidth=bandwidth, folds=folds,
+    kde_points=max_samples, seed=seed)
 if reused is not None:
     model, search = reused
     print(f"using the saved generator {pca_kde.model_path()}")
 else:
     model, search = pca_kde.fit_generator(
         train_x, train_y, n_components=n_components, bandwidth=bandwidth, kernel=kernel,
-        grid=grid, folds=folds, random_state=seed, metadata={"data": splits.summary()})
+        grid=grid, folds=folds, kde_points=max_samples, random_state=seed,
+        metadata={"data": splits.summary()})
 curve = pca_kde.cumulative_variance(train_x)
 var_train = model.measured_variance_explained(train_x)
 var_test = model.measured_variance_explained(test_x)
@@ -246,7 +250,7 @@ quality = {
     "variance_explained_train": var_train, "variance_explained_test": var_test,
     "components": model.n_components, "components_for_95pct": k95,
     "bandwidth": model.bandwidth, "kernel": model.kernel, "kernels": kernel_fits,
-    "n_train": len(train_x), "n_per_digit": n_per_digit,
+    "n_train": len(train_x), "n_kde_points": len(model.points), "n_per_digit": n_per_digit,
     "seconds": time.perf_counter() - start,
 }
 save_metrics(quality_path, quality, seed=seed, data=splits.summary(),

@@ -66,7 +66,8 @@ def parse_args(argv):
                         help="pixel level (0-1) below which generated pixels are blanked: "
                              "'auto' measures it on the training images, 0 turns it off")
     parser.add_argument("--max-samples", type=int, default=pca_kde.DEFAULT_MAX_SAMPLES,
-                        help="fit on at most this many training images (seeded subset)")
+                        help="the KDE keeps at most this many training images (a seeded "
+                             "subset, as the original kept 10,000); the PCA sees all of them")
     parser.add_argument("--cv-folds", type=int, default=pca_kde.DEFAULT_CV_FOLDS)
     add_data_options(parser)
     parser.add_argument("--seed", type=int, default=0)
@@ -113,13 +114,15 @@ def main(argv=None):
     set_seed(args.seed)
     start = time.perf_counter()
     splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
-    images, labels = pca_kde.select_training_images(
-        splits.train_images, splits.train_labels, args.max_samples, args.seed)
-    print(f"fitting on {len(images)} training images ({splits.description})")
-    data = {**splits.summary(), "n_fit": int(len(images))}
+    images, labels = splits.train_images, splits.train_labels
+    n_points = min(len(images), args.max_samples)
+    print(f"PCA on all {len(images):,} training images, the KDE on {n_points:,} of them "
+          f"({splits.description})")
+    data = {**splits.summary(), "n_fit": int(len(images)), "n_kde_points": int(n_points)}
     model, search = pca_kde.fit_generator(
         images, labels, n_components=args.components, bandwidth=args.bandwidth,
-        kernel=args.kernel, background=args.background, folds=args.cv_folds, random_state=args.seed,
+        kernel=args.kernel, background=args.background, folds=args.cv_folds,
+        kde_points=args.max_samples, random_state=args.seed,
         metadata={"data": data, "seed": args.seed})
     curve = pca_kde.cumulative_variance(images)
     metrics = {

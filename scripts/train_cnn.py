@@ -64,11 +64,12 @@ from digitlab.data.sources import load_mnist
 from digitlab.engine import NetworkSpec, Recipe
 from digitlab.errors import UserError
 from digitlab.mnist.networks import ARCHITECTURES
-from digitlab.mnist.recipes import RECIPES
+from digitlab.mnist.recipes import RECIPES, recipe_for_size
 from digitlab.mnist.training import train_and_save
 from digitlab.noisy.sets import corrupt_splits
 
-RUN_OPTIONS = RunOptions(RECIPES, ARCHITECTURES, default="best", no_shorthand=("fresh_noise",))
+RUN_OPTIONS = RunOptions(RECIPES, ARCHITECTURES, default="best", no_shorthand=("fresh_noise",),
+                         by_size=recipe_for_size)
 
 
 def parse_args(argv):
@@ -108,15 +109,16 @@ def parse_args(argv):
     return args
 
 
-def network_and_recipe(args) -> tuple[NetworkSpec, Recipe]:
-    """What to train: the named recipe and its network, changed by the flags."""
+def network_and_recipe(args, n_train: int) -> tuple[NetworkSpec, Recipe]:
+    """What to train: the named recipe (``auto``: by ``n_train``, the training + validation
+    digits) and its network, changed by the flags."""
     bf16, dropout = getattr(args, "bf16", None), getattr(args, "dropout", None)
     settings = [] if bf16 is None else [f"precision={'bf16' if bf16 else 'fp32'}"]
     if args.noise is not None and args.fresh_noise:
         settings.append(f"fresh_noise={args.noise}")
     options = [] if dropout is None else [f"dropout={dropout}"]
     options += ["batchnorm=true"] if args.batchnorm else []
-    return RUN_OPTIONS.resolve(args, settings=settings, options=options)
+    return RUN_OPTIONS.resolve(args, settings=settings, options=options, n_train=n_train)
 
 
 @cli
@@ -125,7 +127,6 @@ def main(argv=None):
     configure_logging(args.verbose)
     with for_option("--device"):
         device = devices.resolve(args.device)
-    network, recipe = network_and_recipe(args)
     name = args.name or ("mnist_cnn" if args.noise is None else f"mnist_cnn_{args.noise}")
     checkpoint = (args.output_dir or paths.models_dir()) / f"{name}.pt"
     results = args.results_dir or paths.mnist_results() / name
@@ -133,6 +134,10 @@ def main(argv=None):
 
     clean = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     splits = clean if args.noise is None else corrupt_splits(clean, args.noise, args.seed)
+    n_train = len(splits.train_labels) + len(splits.val_labels)
+    network, recipe = network_and_recipe(args, n_train)
+    print(f"recipe {RUN_OPTIONS.recipe_name(args, n_train)!r} for {n_train:,} training digits: "
+          f"{network.arch} {network.options}, {recipe.epochs} epochs, batch {recipe.batch_size}")
     metrics = train_and_save(network, recipe, splits, clean=clean, checkpoint=checkpoint,
                              results_dir=results, name=name, seed=args.seed, device=device,
                              progress=not args.no_progress)

@@ -355,7 +355,9 @@ def test_fit_script_writes_model_metrics_and_figures(project_root):
     metrics = json.loads((project_root / "results/generator/metrics.json").read_text())
     assert metrics["metrics"]["bandwidth"] == model.bandwidth
     assert metrics["metrics"]["bandwidth_cv"]["best_bandwidth"] == model.bandwidth
-    assert metrics["data"]["n_fit"] == 300 and metrics["data"]["source"] == "embedded"
+    # The PCA sees every training digit (3,500 embedded); the KDE keeps the 300 asked for.
+    assert metrics["data"]["n_fit"] == 3500 and metrics["data"]["source"] == "embedded"
+    assert metrics["data"]["n_kde_points"] == 300 and len(model.points) == 300
     for figure in ("cumulative_variance", "bandwidth_cv", "samples", "per_digit"):
         assert (project_root / f"results/generator/{figure}.png").stat().st_size > 0
 
@@ -401,3 +403,16 @@ def test_fit_script_refuses_bad_options_without_writing(project_root, capsys):
     assert "'cosine' cannot be sampled from" in capsys.readouterr().err
     assert not any((project_root / "results").iterdir())
     assert not any((project_root / "models").iterdir())
+
+
+def test_the_pca_sees_every_image_and_the_kde_keeps_a_seeded_subset():
+    splits = load_mnist("embedded")
+    images, labels = splits.train_images[:400], splits.train_labels[:400]
+    model, _ = gen.fit_generator(images, labels, n_components=5, bandwidth=0.5, kde_points=100,
+                                 random_state=3)
+    # Components of all 400 images (independent PCA; a component's sign is arbitrary).
+    reference = PCA(n_components=5, random_state=3).fit(images.reshape(400, -1) / 255.0)
+    assert np.allclose(np.abs(model.components), np.abs(reference.components_), atol=1e-6)
+    kept, kept_labels = gen.select_training_images(images, labels, 100, 3)
+    assert len(model.points) == 100 and np.array_equal(model.labels, kept_labels)
+    assert np.allclose(model.points, model.encode(kept), atol=1e-6)

@@ -16,7 +16,14 @@ from digitlab.data.transforms import RandomAffine
 from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.recipe import AFFINE_KEYS
 from digitlab.errors import UserError
-from digitlab.mnist.recipes import BEST, BEST_NETWORK, REFERENCE, REFERENCE_NETWORK
+from digitlab.mnist.recipes import (
+    BEST,
+    BEST_NETWORK,
+    FULL,
+    FULL_NETWORK,
+    REFERENCE,
+    REFERENCE_NETWORK,
+)
 from digitlab.paths import PROJECT_ROOT
 from digitlab.settings import convert, parse_options
 
@@ -30,8 +37,10 @@ def train_cnn():
     return module
 
 
-def chosen(train_cnn, argv):
-    return train_cnn.network_and_recipe(train_cnn.parse_args(argv))
+def chosen(train_cnn, argv, n_train=4_000):
+    """The network and recipe a run on ``n_train`` training digits (the embedded 4,000 by
+    default) would train."""
+    return train_cnn.network_and_recipe(train_cnn.parse_args(argv), n_train)
 
 
 def test_the_default_run_is_the_best_network_with_the_best_recipe(train_cnn):
@@ -41,6 +50,15 @@ def test_the_default_run_is_the_best_network_with_the_best_recipe(train_cnn):
     assert network == NetworkSpec("best", {"width": 16, "members": 1, "tta_shift": 1})
     assert (recipe.optimizer, recipe.lr, recipe.epochs, recipe.batch_size) == ("adamw", 0.01, 30,
                                                                                32)
+
+
+def test_the_full_mnist_gets_the_full_recipe_unless_another_is_named(train_cnn):
+    network, recipe = chosen(train_cnn, [], n_train=60_000)
+    assert (network, recipe) == (FULL_NETWORK, FULL) and recipe != BEST
+    assert chosen(train_cnn, ["--recipe", "best"], n_train=60_000) == (BEST_NETWORK, BEST)
+    assert chosen(train_cnn, ["--recipe", "full"], n_train=4_000) == (FULL_NETWORK, FULL)
+    # A flag changes the size-chosen recipe, not BEST.
+    assert chosen(train_cnn, ["--epochs", "3"], n_train=60_000)[1] == FULL.replace(epochs=3)
 
 
 def test_the_learning_rate_of_the_best_recipe_belongs_to_its_network_and_optimiser(train_cnn):

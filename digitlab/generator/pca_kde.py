@@ -88,9 +88,11 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float64) / 255.0
 
 
-def select_training_images(images: np.ndarray, labels: np.ndarray, max_samples: int,
+def select_training_images(images: np.ndarray, labels: np.ndarray, max_samples: int | None,
                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``max_samples`` images, a seeded random subset when there are more."""
+    """At most ``max_samples`` images (None: all), a seeded random subset when there are more."""
+    if max_samples is None:
+        return images, labels
     if max_samples < 1:
         raise UserError(f"max_samples must be at least 1, got {max_samples}.")
     if len(images) <= max_samples:
@@ -310,22 +312,27 @@ class DigitGenerator:
 def fit_generator(images: np.ndarray, labels: np.ndarray, *,
                   n_components: int = DEFAULT_COMPONENTS, bandwidth: float | str = "cv",
                   kernel: str = "gaussian", background: float | str = "auto", grid=None,
-                  folds: int = DEFAULT_CV_FOLDS,
+                  folds: int = DEFAULT_CV_FOLDS, kde_points: int | None = None,
                   random_state: int = 0, progress: bool = True,
                   metadata: dict | None = None) -> tuple[DigitGenerator, BandwidthSearch | None]:
-    """Fit PCA, then the KDE bandwidth (``"cv"``: grid search; or a given number).
+    """Fit PCA on every image, then the KDE bandwidth (``"cv"``: grid search; or a given
+    number) on at most ``kde_points`` of them (None: all; a seeded subset otherwise, as
+    the original generator kept 10,000 digits: every sample and every bandwidth score
+    costs time in the number of points, while the components settle with far fewer).
 
     ``background``: ``"auto"`` measures it (:func:`background_level`); a number in
     [0, 1) sets it; 0 keeps plain clipping.
     """
     check_kernel(kernel)
-    _check_fit_options(bandwidth, background, folds, len(images))
+    points_x, labels = select_training_images(images, labels, kde_points, random_state)
+    _check_fit_options(bandwidth, background, folds, len(points_x))
     x = to_unit(images)
     if not 1 <= n_components <= min(x.shape):
         raise UserError(f"n_components must be between 1 and {min(x.shape)} for "
                         f"{len(x)} images, got {n_components}.")
     with _one_blas_thread():
         pca = PCA(n_components=n_components, random_state=random_state).fit(x)
+        x = to_unit(points_x)
         latent = pca.transform(x)
     search = None
     if bandwidth == "cv":
@@ -406,7 +413,8 @@ def load_generator(path: str | os.PathLike) -> DigitGenerator:
 
 
 def saved_fit(images: np.ndarray, labels: np.ndarray, *, n_components: int, kernel: str,
-              bandwidth: float | str, folds: int, model_file=None, metrics_file=None
+              bandwidth: float | str, folds: int, kde_points: int | None = None, seed: int = 0,
+              model_file=None, metrics_file=None
               ) -> tuple[DigitGenerator, BandwidthSearch | None] | None:
     """The model ``fit_generator.py`` saved and its bandwidth search, if it was fitted on
     exactly these images with these settings; None otherwise (then fit a new one).
@@ -420,6 +428,7 @@ def saved_fit(images: np.ndarray, labels: np.ndarray, *, n_components: int, kern
         config, cv = metrics["run"]["config"], metrics["metrics"].get("bandwidth_cv")
     except (UserError, OSError, ValueError, KeyError, TypeError):
         return None
+    images, labels = select_training_images(images, labels, kde_points, seed)
     same = (model.n_components == n_components and model.kernel == kernel
             and config.get("bandwidth") == bandwidth and config.get("background") == "auto"
             and (cv is None or cv.get("folds") == folds)
