@@ -120,7 +120,7 @@ pipeline-time: setup ## Time `make all` and `make test` (PIPELINE_TARGETS=; with
 	$(PY) benchmarks/pipeline_time.py --targets $(PIPELINE_TARGETS) $(if $(strip $(PIPELINE_VARS)),--make-vars $(PIPELINE_VARS))
 	$(PY) scripts/summarize.py --update-readme
 
-summary: setup ## Collect the headline numbers into results/summary.md and README.md's results table; write the results page results/index.html
+summary: setup ## Collect the headline numbers into results/summary.md (OUT/results/ with OUT=) and the results page index.html; rebuild README.md's table from results/ and runs/full-mnist/results/
 	$(PY) scripts/summarize.py --update-readme
 
 app: setup ## Serve the web app (generate digits; draw one at /draw) with waitress on http://127.0.0.1:8000

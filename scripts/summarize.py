@@ -1,26 +1,54 @@
-"""Collect the headline numbers from results/ into one table, and write the results page.
+"""Collect the headline numbers of one results tree into its table, and write its results page.
 
 Usage:
     python scripts/summarize.py                  # writes results/summary.md and results/index.html
-    python scripts/summarize.py --update-readme  # also refreshes README.md's results table
+    python scripts/summarize.py --update-readme  # also rebuilds README.md's results table
+    python scripts/summarize.py --update-readme --column "NAME=PATH/summary.md" ...
+    python scripts/summarize.py --readme-only    # only the README, from the summary.md files
 
 Result: a Markdown table whose every value is read from a JSON file under
-results/, with the command that regenerates it; a command whose files are
-missing is no row but one entry of the "Not run yet:" line under the table,
-with what it measures. results/index.html shows the same table, then every figure
-under results/ with its caption and command, and links to the report, the
-slides and the executed notebooks; it opens straight from disk.
+RESULTS_DIR (results/, or OUT/results/ when make is given OUT=), with the
+command that regenerates it; a command whose files are missing is no row but
+one entry of the "Not run yet:" line under the table, with what it measures.
+RESULTS_DIR/index.html shows the same table, then every figure under it with
+its caption and command, and links to the report, the slides and the executed
+notebooks; it opens straight from disk.
+
+README.md's table sets several trees side by side, one value column each, read
+from their summary.md files: by default "embedded digits (offline default)"
+(results/summary.md) and "full MNIST" (runs/full-mnist/results/summary.md),
+each left out while its summary.md does not exist. --column replaces them.
+--readme-only rebuilds that table alone, reading no results tree: a tree whose
+JSON files are gone keeps its committed summary.md.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from digitlab import paths
 from digitlab.cli import cli, script_parser
 from digitlab.pipeline.dashboard import write_page
-from digitlab.pipeline.summary import ROWS, check_readme, render, update_readme
+from digitlab.pipeline.summary import (
+    ROWS,
+    Column,
+    check_readme,
+    default_columns,
+    readme_table,
+    render,
+    update_readme,
+)
 from digitlab.repro import atomic_write
+
+
+def column(spec: str) -> Column:
+    """``NAME=PATH`` as a README column; a default column's name keeps its note."""
+    name, equals, path = spec.partition("=")
+    if not (name and equals and path):
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH_TO_SUMMARY_MD, got {spec!r}")
+    notes = {default.name: default.note for default in default_columns()}
+    return Column(name, Path(path), notes.get(name, ""))
 
 
 @cli
@@ -32,17 +60,33 @@ def main(argv=None):
     parser.add_argument("--html", type=Path, default=None,
                         help="results page (default: RESULTS_DIR/index.html)")
     parser.add_argument("--update-readme", action="store_true",
-                        help="rewrite the table between the results markers of README.md")
+                        help="rebuild the table between the results markers of README.md")
     parser.add_argument("--readme", type=Path, default=paths.PROJECT_ROOT / "README.md")
+    parser.add_argument("--column", type=column, action="append", metavar="NAME=PATH",
+                        help="a value column of the README's table: NAME read from the "
+                             "summary.md at PATH (repeatable, in order; default: the "
+                             "offline default and the full-MNIST tree)")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="only rebuild README.md's table from the columns' summary.md "
+                             "(writes no summary.md and no results page)")
     args = parser.parse_args(argv)
+    if args.readme_only:
+        update_readme(readme_table(args.column), args.readme)
+        print(f"results table of {args.readme} rebuilt")
+        return
     if args.update_readme:
         check_readme(args.readme)  # before anything is written
     table = render(ROWS, args.results_dir)
     output = args.output or args.results_dir / "summary.md"
+    # This tree's summary.md first: the README's table is read from it.
     with atomic_write(output) as handle:
         handle.write("# digitlab results\n\n" + table)
     if args.update_readme:
-        update_readme(table, args.readme)
+        columns = args.column or default_columns()
+        update_readme(readme_table(columns), args.readme)
+        if output.resolve() not in {c.summary.resolve() for c in columns}:
+            # Not an error (a scratch tree), but its numbers are not in the README.
+            print(f"note: {output} is no column of {args.readme}'s table (see --column)")
     page = write_page(args.results_dir, args.html or args.results_dir / "index.html")
     print(table)
     print(f"results page: {page}")

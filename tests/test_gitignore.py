@@ -37,6 +37,23 @@ def test_sources_are_not_ignored(path):
     assert git("check-ignore", "--no-index", "-q", path).returncode == 1, path
 
 
+# A run written elsewhere with OUT= (runs/full-mnist: the README's full-MNIST column) is
+# generated like results/, except its results table, which the README's table is read from.
+@pytest.mark.parametrize("path", [
+    "runs/full-mnist/results/mnist/benchmark.json", "runs/full-mnist/results/index.html",
+    "runs/full-mnist/results/mnist/summary.md", "runs/full-mnist/data/raw/mnist/x-idx3-ubyte",
+    "runs/full-mnist/models/generator/pca.npz", "runs/other/results/pipeline_time.json",
+])
+def test_a_run_written_with_out_is_ignored(path):
+    assert git("check-ignore", "--no-index", "-q", path).returncode == 0, path
+
+
+@pytest.mark.parametrize("path", ["runs/full-mnist/results/summary.md",
+                                  "runs/other/results/summary.md"])
+def test_the_results_table_of_a_run_written_with_out_can_be_committed(path):
+    assert git("check-ignore", "--no-index", "-q", path).returncode == 1, path
+
+
 def test_no_committed_file_is_ignored_except_the_readme_images():
     tracked_but_ignored = git("ls-files", "--cached", "--ignored", "--exclude-standard")
     assert set(tracked_but_ignored.stdout.split()) <= SHOWN_IN_README

@@ -174,3 +174,192 @@ def test_every_command_of_the_table_says_what_it_measures():
     from digitlab.pipeline.summary import COMMANDS, ROWS
 
     assert {row.command for row in ROWS} == set(COMMANDS)
+
+
+def test_every_row_of_the_table_is_one_track_and_result():
+    """The README's table joins the trees on (track, result): two rows with both equal would
+    be one."""
+    from digitlab.pipeline.summary import ROWS
+
+    keys = [(row.track, row.label) for row in ROWS]
+    assert len(keys) == len(set(keys))
+
+
+A_SUMMARY = """# digitlab results
+
+| track | result | value | source (regenerate with) |
+| --- | --- | --- | --- |
+| T | a | 1.0% | `results/t/m.json` (`make t`) |
+| T | b | 2 | `results/t/m.json` (`make t`) |
+
+Not run yet: `make u` (its results).
+"""
+B_SUMMARY = """# digitlab results
+
+| track | result | value | source (regenerate with) |
+| --- | --- | --- | --- |
+| T | b | 3 | `results/t/m.json` (`make t`) |
+| U | c | 4.0 s | `results/u/n.json` (`make u`) |
+"""
+
+
+def test_a_summary_table_is_read_back_into_its_rows_and_not_run_line():
+    import pytest
+
+    from digitlab.errors import UserError
+    from digitlab.pipeline.summary import Measured, Summary, parse_summary
+
+    assert parse_summary(A_SUMMARY) == Summary(
+        (Measured("T", "a", "1.0%", "results/t/m.json", "make t"),
+         Measured("T", "b", "2", "results/t/m.json", "make t")),
+        "Not run yet: `make u` (its results).")
+    assert parse_summary("# digitlab results\n\nNothing measured yet: `make all` runs the "
+                         "pipeline.\n") == Summary(())
+    with pytest.raises(UserError, match="old.md: cannot read the table row '| T | a | 1 |'"):
+        parse_summary("| T | a | 1 |\n", "old.md")
+
+
+def test_what_render_writes_parse_reads_back(tmp_path):
+    from digitlab.pipeline.summary import parse_summary
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "m.json").write_text(json.dumps({"acc": 0.5, "n": 3}))
+    rows = [Row("T", "a", "t/m.json", "acc", "pct", "make t"),
+            Row("U", "b", "u/m.json", "n", "int", "make u")]
+    summary = parse_summary(render(rows, tmp_path))
+    assert [(r.key, r.value, r.file, r.command) for r in summary.rows] == [
+        (("T", "a"), "50.0%", "results/t/m.json", "make t")]
+    assert summary.not_run == "Not run yet: `make u` (its results)."
+
+
+def test_two_summaries_are_joined_side_by_side_on_track_and_result():
+    from pathlib import Path
+
+    from digitlab.pipeline.summary import Column, join, parse_summary
+
+    summaries = [(Column("A", Path("a/summary.md")), parse_summary(A_SUMMARY)),
+                 (Column("B", Path("b/summary.md"), "**B**: each command with `OUT=b`."),
+                  parse_summary(B_SUMMARY))]
+    assert join(summaries) == (
+        "| track | result | A | B | regenerate with |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        "| T | a | 1.0% | – | `make t` |\n"
+        "| T | b | 2 | 3 | `make t` |\n"
+        "| U | c | – | 4.0 s | `make u` |\n"
+        "\n"
+        "Each column is read from a summary that names the JSON file behind every value: "
+        "A from `a/summary.md`, B from `b/summary.md`.\n"
+        "\n"
+        "**B**: each command with `OUT=b`.\n"
+        "\n"
+        "**A**: Not run yet: `make u` (its results).\n")
+    # The order of ROWS wins over the order of the trees.
+    table = join(summaries, [("U", "c"), ("T", "a"), ("T", "b")])
+    assert [line.split(" | ")[1] for line in table.splitlines()[2:5]] == ["c", "a", "b"]
+
+
+def test_a_tree_without_summary_is_no_column(tmp_path):
+    from digitlab.pipeline.summary import Column, readme_table
+
+    (tmp_path / "a.md").write_text(A_SUMMARY)
+    table = readme_table([Column("offline", tmp_path / "a.md"),
+                          Column("full", tmp_path / "not-run" / "summary.md", "**full**: ...")])
+    assert table.startswith("| track | result | offline | regenerate with |\n"
+                            "| --- | --- | --- | --- |\n"
+                            "| T | a | 1.0% | `make t` |\n")
+    assert "full" not in table and "**offline**: Not run yet: `make u`" in table
+    assert readme_table([Column("full", tmp_path / "none.md")]) == (
+        "Nothing measured yet: `make all` runs the pipeline.\n")
+
+
+def test_the_default_columns_are_the_offline_default_then_the_full_mnist():
+    from digitlab import paths
+    from digitlab.pipeline.summary import default_columns
+
+    offline, full = default_columns()
+    assert offline.summary == paths.PROJECT_ROOT / "results" / "summary.md"
+    assert full.summary == paths.PROJECT_ROOT / "runs" / "full-mnist" / "results" / "summary.md"
+    assert "`MNIST_DIR=FOLDER OUT=runs/full-mnist`" in full.note and not offline.note
+
+
+def load_script(name: str):
+    import importlib.util
+
+    from digitlab.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_summarize_writes_its_tree_then_joins_both_trees_into_the_readme(tmp_path, capsys):
+    results = tmp_path / "run" / "results"
+    (results / "mini_mnist").mkdir(parents=True)
+    (results / "mini_mnist" / "evaluate_metrics.json").write_text(
+        json.dumps({"metrics": {"ari": 0.5, "cluster_accuracy": 0.6}}))
+    (tmp_path / "offline.md").write_text(
+        "| track | result | value | source (regenerate with) |\n| --- | --- | --- | --- |\n"
+        "| Mini MNIST | K-Means ARI (seed 0) | 0.520 | `results/mini_mnist/evaluate_metrics.json`"
+        " (`make minimnist`) |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    load_script("summarize").main([
+        "--results-dir", str(results), "--readme", str(readme), "--update-readme",
+        "--column", f"offline={tmp_path / 'offline.md'}",
+        "--column", f"full MNIST={results / 'summary.md'}"])
+    assert "| Mini MNIST | K-Means ARI (seed 0) | 0.500 |" in (results / "summary.md").read_text()
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{START}\n| track | result | offline | full MNIST | "
+                           "regenerate with |\n| --- | --- | --- | --- | --- |\n"
+                           "| Mini MNIST | K-Means ARI (seed 0) | 0.520 | 0.500 | "
+                           "`make minimnist` |\n"
+                           "| Mini MNIST | K-Means cluster accuracy (Hungarian) | – | 60.0% | "
+                           "`make minimnist` |\n")
+    # A default column's name keeps its note: how that tree is regenerated, said once.
+    assert text.count("OUT=runs/full-mnist`") == 2 and text.endswith(f".\n{END}\noutro\n")
+    assert "**full MNIST**: Not run yet: " in text and "**offline**: Not run" not in text
+    assert (results / "index.html").is_file()
+
+
+def test_a_column_must_be_name_equals_path(tmp_path, capsys):
+    import pytest
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("summarize").main(["--results-dir", str(tmp_path), "--readme", str(readme),
+                                       "--update-readme", "--column", "no-path"])
+    assert exit_info.value.code == 2
+    assert "expected NAME=PATH_TO_SUMMARY_MD" in capsys.readouterr().err
+
+
+def test_make_vars_reach_every_make_call_and_out_moves_the_results_file(tmp_path, capsys):
+    import pytest
+
+    (tmp_path / "Makefile").write_text("all:\n\t@echo built into $(OUT) from $(MNIST_DIR)\n")
+    load_benchmark("pipeline_time").main([
+        "--directory", str(tmp_path), "--targets", "all",
+        "--make-vars", "MNIST_DIR=../mnist", "OUT=runs/full"])
+    # Where the Makefile's OUT= puts results/: the default tree's record is left alone.
+    output = tmp_path / "runs" / "full" / "results" / "pipeline_time.json"
+    saved = json.loads(output.read_text())
+    assert saved["run"]["config"]["make_vars"] == ["MNIST_DIR=../mnist", "OUT=runs/full"]
+    assert saved["metrics"]["all"]["make_vars"] == ["MNIST_DIR=../mnist", "OUT=runs/full"]
+    log = output.parent / "pipeline_time_logs" / "all.log"
+    assert log.read_text() == "built into runs/full from ../mnist\n"
+    # A word without "=" would be one more make target: refused.
+    with pytest.raises(SystemExit) as exit_info:
+        load_benchmark("pipeline_time").main(["--directory", str(tmp_path), "--make-vars",
+                                              "test"])
+    assert exit_info.value.code == 2 and "expected VAR=VALUE" in capsys.readouterr().err
+
+
+def test_readme_only_rebuilds_the_table_without_reading_or_writing_a_tree(tmp_path):
+    (tmp_path / "a.md").write_text(A_SUMMARY)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\nold\n{END}\n")
+    load_script("summarize").main(["--readme-only", "--readme", str(readme), "--results-dir",
+                                   str(tmp_path / "gone"), "--column", f"A={tmp_path / 'a.md'}"])
+    assert readme.read_text().startswith(f"{START}\n| track | result | A | regenerate with |\n")
+    assert not (tmp_path / "gone").exists()

@@ -195,6 +195,152 @@ def update_readme(table: str, readme: Path) -> None:
         handle.write(_BLOCK.sub(lambda _: f"{START}\n{table}{END}", text))
 
 
+
+# The README's table: the summary.md of several results trees side by side. It is read from
+# the committed summary.md files, not from the JSON files, because a tree's JSON files are not
+# committed and the full-MNIST run is not redone with every `make summary`.
+@dataclass(frozen=True)
+class Measured:
+    """One row of a ``summary.md`` table, as :func:`render` wrote it."""
+
+    track: str
+    label: str
+    value: str
+    file: str  # as the source cell names it, e.g. results/mnist/benchmark.json
+    command: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What the trees' tables are joined on: (track, result)."""
+        return self.track, self.label
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a ``summary.md`` holds: its measured rows and its "Not run yet:" line."""
+
+    rows: tuple[Measured, ...]
+    not_run: str = ""  # "" when everything was run
+
+
+_SOURCE = re.compile(r"`(?P<file>[^`]+)` \(`(?P<command>[^`]+)`\)")
+
+
+def parse_summary(text: str, source: str = "summary.md") -> Summary:
+    """The rows and the "Not run yet:" line of a ``summary.md`` that :func:`render` wrote;
+    ``source`` names the file in the error about a row it cannot read."""
+    rows, not_run = [], ""
+    for line in text.splitlines():
+        if line.startswith("Not run yet: "):
+            not_run = line
+        elif line.startswith("| ") and line != HEADER and not line.startswith("| --- "):
+            rows.append(_parse_row(line, source))
+    return Summary(tuple(rows), not_run)
+
+
+def _parse_row(line: str, source: str) -> Measured:
+    """``| track | result | value | `file` (`command`) |`` as a :class:`Measured`."""
+    cells = line.removeprefix("| ").removesuffix(" |").split(" | ")
+    match = _SOURCE.fullmatch(cells[-1]) if len(cells) == 4 else None
+    if match is None:
+        raise UserError(f"{source}: cannot read the table row {line!r}; regenerate the file "
+                        "with `make summary`.")
+    return Measured(*cells[:3], match["file"], match["command"])
+
+
+@dataclass(frozen=True)
+class Column:
+    """One value column of the README's table: the ``summary.md`` of one results tree."""
+
+    name: str
+    summary: Path
+    note: str = ""  # said once under the table: how this tree's values are regenerated
+
+
+EMBEDDED, FULL_MNIST = "embedded digits (offline default)", "full MNIST"
+
+
+def default_columns() -> list[Column]:
+    """The offline default (``make all``) and the full MNIST (the same with
+    ``MNIST_DIR=FOLDER OUT=runs/full-mnist``)."""
+    full = _shown(paths.full_mnist_run())
+    note = (f"**{FULL_MNIST}**: the same commands with `MNIST_DIR=FOLDER OUT={full}` added "
+            f"(FOLDER holds the four MNIST IDX files), e.g. "
+            f"`make all MNIST_DIR=FOLDER OUT={full}`.")
+    return [Column(EMBEDDED, paths.PROJECT_ROOT / "results" / "summary.md"),
+            Column(FULL_MNIST, paths.full_mnist_run() / "results" / "summary.md", note)]
+
+
+def read_columns(columns: list[Column]) -> list[tuple[Column, Summary]]:
+    """Each column whose ``summary.md`` exists, with what it holds; the others are left out
+    (a tree not run yet is no column of dashes)."""
+    return [(column, parse_summary(column.summary.read_text(), str(column.summary)))
+            for column in columns if column.summary.is_file()]
+
+
+def readme_table(columns: list[Column] | None = None) -> str:
+    """The README's table from the ``summary.md`` of ``columns`` (default: both trees)."""
+    summaries = read_columns(default_columns() if columns is None else columns)
+    return join(summaries, [(row.track, row.label) for row in ROWS])
+
+
+def join(summaries: list[tuple[Column, Summary]], order: list[tuple[str, str]] = ()) -> str:
+    """A Markdown table with one value column per summary, joined on (track, result), then
+    where the values come from, each column's note and each column's "Not run yet:" line."""
+    tables = [{row.key: row for row in summary.rows} for _, summary in summaries]
+    keys = _joined_keys(tables, order)
+    if keys:
+        names = [column.name for column, _ in summaries]
+        lines = ["| track | result | " + " | ".join(names) + " | regenerate with |",
+                 "| --- | --- | " + "--- | " * len(names) + "--- |"]
+        lines += [_joined_row(key, tables) for key in keys]
+    else:
+        lines = [NOTHING]
+    for paragraph in _under_the_table(summaries):
+        lines += ["", paragraph]
+    return "\n".join(lines) + "\n"
+
+
+def _joined_keys(tables: list[dict], order: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every (track, result) of any tree once, in the order of ``order`` (ROWS); a key that
+    ``order`` lacks (an older summary's) comes after, and the first tree's rows come before
+    the rows only a later tree has."""
+    keys = list(dict.fromkeys(key for table in tables for key in table))
+    rank = {key: i for i, key in enumerate(order)}
+    return sorted(keys, key=lambda key: rank.get(key, len(rank)))
+
+
+def _joined_row(key: tuple[str, str], tables: list[dict]) -> str:
+    """One row: the value of each tree (ABSENT where it lacks the row), then the command of
+    the first tree that has it."""
+    command = next(table[key].command for table in tables if key in table)
+    cells = [*key, *(table[key].value if key in table else ABSENT for table in tables),
+             f"`{command}`"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _under_the_table(summaries: list[tuple[Column, Summary]]) -> list[str]:
+    """The paragraphs under the joined table: where each column's values come from (its
+    summary.md names each value's JSON file), the columns' notes, their "Not run yet:" lines."""
+    if not summaries:
+        return []
+    sources = ", ".join(f"{column.name} from `{_shown(column.summary)}`"
+                        for column, _ in summaries)
+    paragraphs = [f"Each column is read from a summary that names the JSON file behind every "
+                  f"value: {sources}."]
+    paragraphs += [column.note for column, _ in summaries if column.note]
+    paragraphs += [f"**{column.name}**: {summary.not_run}" for column, summary in summaries
+                   if summary.not_run]
+    return paragraphs
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the README names it: relative to the repository when inside it, else as
+    given."""
+    if path.is_absolute() and path.resolve().is_relative_to(paths.PROJECT_ROOT):
+        return path.resolve().relative_to(paths.PROJECT_ROOT).as_posix()
+    return path.as_posix()
+
 _MM, _MN, _NZ, _GEN = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator"
 # What each command of the table measures: said in the "Not run yet" line when its files are
 # missing, so a reader knows what the command would add before spending its time.
