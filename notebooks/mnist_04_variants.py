@@ -72,12 +72,12 @@ from digitlab.mnist.networks import build_cnn
 from digitlab.mnist.variants import (
     CONVERGENCE_TOLERANCE,
     OPTIMIZERS,
-    PUBLISHED,
     VARIANTS,
     variant_options,
     variants_study,
 )
 from digitlab.pipeline.scale import scale_name, sized
+from digitlab.published import PUBLISHED
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_figure, save_metrics, set_seed
 

@@ -99,7 +99,8 @@ def test_the_mnist_target_is_judged_on_the_mean_and_fails_when_it_misses():
     # The full-MNIST recipe: a mean of 99.75% within 10 minutes; 99.74% (one digit short) is not.
     assert target(summary([0.9977, 0.9975, 0.9974], [590, 595, 600]), 2, "full")["met"]
     assert not target(summary([0.9975, 0.9974, 0.9973], [500, 500, 500]), 2, "full")["met"]
-    assert not target(summary([0.998, 0.998, 0.998], [550, 650, 700]), 2, "full")["met"]  # mean 633 s
+    # a mean of 633 s:
+    assert not target(summary([0.998, 0.998, 0.998], [550, 650, 700]), 2, "full")["met"]
 
 
 def test_the_noisy_target_is_judged_on_the_mean_and_fails_when_it_misses():

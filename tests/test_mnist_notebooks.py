@@ -11,6 +11,8 @@ import torch
 
 from digitlab import paths
 from digitlab.pipeline.notebooks import execute_notebook
+from digitlab.pipeline.summary import ROWS, values
+from digitlab.published import PUBLISHED
 
 NOTEBOOKS = ("mnist_01_exploration", "mnist_02_first_cnn", "mnist_03_numpy_softmax",
              "mnist_04_variants", "mnist_05_cnn_project")
@@ -135,6 +137,13 @@ def test_variants_notebook_summary_agrees_with_every_saved_run(project_root):
     for o in optimizers:
         mean = np.mean([best[f"{v} / {o}"] for v in variants])
         assert summary["mean_val_accuracy_by_optimizer"][o] == pytest.approx(mean, rel=1e-9)
+    # The results table quotes the journal's published run by name beside ours: the name must
+    # be one this study trains, and its rows must read that run's numbers.
+    journal = PUBLISHED["variants_best"]["run"]
+    quoted = [row for row in ROWS if row.file == "mnist/variants/summary.json"
+              and journal in row.label]
+    assert values(quoted, project_root / "results") == [
+        f"{best[journal]:.2%}", str(first_epoch_within(runs[journal]["history"]["val_acc"]))]
 
 
 @pytest.mark.slow

@@ -58,14 +58,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 Data = tuple[torch.Tensor, torch.Tensor]
 
-# What the original projects published on the full MNIST, quoted beside what is measured here
-# (the notebooks print them; the results table names them in its labels): the learning
-# journal's best variants run and its first 2- and 3-conv CNNs, and the CNN project's best.
-PUBLISHED = {
-    "variants_best": {"run": "dropout + batch-norm / SGD", "accuracy": 0.9936, "epochs": 4},
-    "cnn2": 0.9914,
-    "cnn3": 0.9931,
-}
 
 
 @dataclass

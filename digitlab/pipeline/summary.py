@@ -23,6 +23,7 @@ from pathlib import Path
 
 from digitlab import paths
 from digitlab.errors import UserError
+from digitlab.published import PUBLISHED
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -368,6 +369,8 @@ COMMANDS = {
 # evaluate_model.py names its folder after the test set: test-embedded offline, test-local
 # or test-download with the real 10,000 test digits, and test-<source>_<noise> after
 # --noise; the clean one is the evaluation whose test set has no noise.
+# The journal's best variants run, the one row of its table it published a number for.
+_JOURNAL_RUN = PUBLISHED["variants_best"]["run"]
 _EVAL = "mnist/evaluation/mnist_cnn__test-*/metrics.json"
 _CLEAN = (("test_set.noise", None),)
 
@@ -412,8 +415,20 @@ ROWS: list[Row] = [
     *_rows(_MN, "mnist/numpy/metrics.json", "make mnist",
            ("NumPy softmax regression, test", "metrics.softmax_regression.test_accuracy", "pct"),
            ("NumPy MLP, test", "metrics.mlp.test_accuracy", "pct")),
+    *_rows(_MN, "mnist/first_cnn/metrics.json", "make mnist",
+           (f"first 2-conv CNN, validation (journal: {PUBLISHED['cnn2']:.2%} test)",
+            "metrics.cnn2.val_acc", "pct2"),
+           (f"first 3-conv CNN, validation (journal: {PUBLISHED['cnn3']:.2%} test)",
+            "metrics.cnn3.val_acc", "pct2")),
     *_rows(_MN, "mnist/variants/summary.json", "make mnist",
-           ("variants study: best run", "metrics.best_run", "str")),
+           ("variants study: best run", "metrics.best_run", "str"),
+           ("variants study: its validation accuracy", "metrics.val_accuracy", "pct2"),
+           (f"variants: {_JOURNAL_RUN}, validation (journal: "
+            f"{PUBLISHED['variants_best']['accuracy']:.2%} test)",
+            f"metrics.by_run.{_JOURNAL_RUN}.val_accuracy", "pct2"),
+           (f"variants: {_JOURNAL_RUN}, epochs to converge (journal: "
+            f"{PUBLISHED['variants_best']['epochs']})",
+            f"metrics.by_run.{_JOURNAL_RUN}.epochs_to_converge", "int")),
     *_rows(_MN, "mnist/project/metrics.json", "make mnist",
            ("CNN project notebook (short budget), test", "metrics.test_accuracy", "pct")),
     *_rows(_MN, "mnist/recipe_selection.json", "make mnist-recipe",
@@ -470,7 +485,8 @@ ROWS: list[Row] = [
            ("out-of-fold accuracy, 40 epochs on the fixed noisy set",
             "metrics.candidates.40 epochs.accuracy", "pct")),
     *_rows(_GEN, "generator/metrics.json", "make generator",
-           ("variance explained by 50 components (train)", "metrics.variance_explained", "pct"),
+           ("variance explained by 50 components (train; the original README: "
+            f"{PUBLISHED['generator_variance_50']})", "metrics.variance_explained", "pct"),
            ("components needed for 95% of the variance", "metrics.components_for_95pct", "int"),
            ("bandwidth chosen by cross-validation", "metrics.bandwidth", "float3")),
     *_rows(_GEN, "generator/quality.json", "make generator",
