@@ -103,6 +103,26 @@ def test_the_mnist_target_is_judged_on_the_mean_and_fails_when_it_misses():
     assert not target(summary([0.998, 0.998, 0.998], [550, 650, 700]), 2, "full")["met"]
 
 
+def test_the_full_mnist_choice_is_the_most_accurate_within_the_budget():
+    choose = benchmark("mnist_full_recipe").choose
+    scores = {"slow": {"val_accuracy": 0.999, "train_seconds": 601.0},
+              "fast": {"val_accuracy": 0.997, "train_seconds": 300.0},
+              "tied": {"val_accuracy": 0.997, "train_seconds": 200.0},
+              "worse": {"val_accuracy": 0.996, "train_seconds": 100.0}}
+    assert choose(scores) == "tied"  # "slow" is more accurate but over the 600 s
+    assert choose(scores, budget=1e9) == "slow"
+    assert choose({"slow": scores["slow"]}) is None
+
+
+def test_the_results_table_states_the_mnist_targets_the_benchmark_judges():
+    TARGETS = benchmark("mnist_cnn").TARGETS
+    (label,) = [row.label for row in ROWS
+                if row.file == "mnist/benchmark.json" and row.key == "metrics.target.met"]
+    for accuracy, seconds in TARGETS.values():
+        assert f">= {accuracy * 100:g}%" in label
+        assert f"<= {seconds:.0f} s" in label
+
+
 def test_the_noisy_target_is_judged_on_the_mean_and_fails_when_it_misses():
     summarise = benchmark("noisy_mnist").summarise
 

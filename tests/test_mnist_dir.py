@@ -122,6 +122,8 @@ def test_every_script_and_benchmark_records_the_folder_it_ran_on(project_root, m
         ("benchmarks/app_load.py", [*data, "--quick"]),
         ("benchmarks/full_scale.py", ["--data-dir", str(mnist_folder), "--quick",
                                       "--no-progress"]),
+        ("benchmarks/mnist_full_recipe.py", ["--data-dir", str(mnist_folder), "--quick",
+                                             "--no-progress"]),
     ]
     for script, argv in steps:
         before = set((project_root / "results").rglob("*.json"))

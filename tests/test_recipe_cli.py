@@ -52,9 +52,16 @@ def test_the_default_run_is_the_best_network_with_the_best_recipe(train_cnn):
                                                                                32)
 
 
-def test_the_full_mnist_gets_the_full_recipe_unless_another_is_named(train_cnn):
+def test_the_full_mnist_gets_the_full_recipe_unless_another_is_named(train_cnn, monkeypatch):
     network, recipe = chosen(train_cnn, [], n_train=60_000)
     assert (network, recipe) == (FULL_NETWORK, FULL)
+    # FULL is BEST today (the validation chose it): a full recipe unlike BEST shows that auto
+    # reads the full one at full scale, and only there.
+    unlike_best = FULL.replace(epochs=FULL.epochs + 1)
+    monkeypatch.setitem(train_cnn.RUN_OPTIONS.recipes, "full", (FULL_NETWORK, unlike_best))
+    assert chosen(train_cnn, [], n_train=60_000)[1] == unlike_best
+    assert chosen(train_cnn, [], n_train=4_000)[1] == BEST
+    monkeypatch.undo()
     assert chosen(train_cnn, ["--recipe", "best"], n_train=60_000) == (BEST_NETWORK, BEST)
     assert chosen(train_cnn, ["--recipe", "full"], n_train=4_000) == (FULL_NETWORK, FULL)
     # A flag changes the size-chosen recipe, not BEST.

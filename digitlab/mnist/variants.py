@@ -59,7 +59,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 Data = tuple[torch.Tensor, torch.Tensor]
 
 
-
 @dataclass
 class Run:
     """What one trained configuration left behind."""

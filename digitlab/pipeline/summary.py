@@ -443,7 +443,8 @@ ROWS: list[Row] = [
            ("benchmark: best CNN test accuracy over seeds", "metrics.best.test_accuracy",
             "seeds"),
            ("benchmark: best CNN training time (mean)", "metrics.best.train_seconds.mean", "sec"),
-           ("benchmark: target met (mean >= 99.2% in <= 60 s)", "metrics.target.met", "str"),
+           ("benchmark: target met (mean >= 99.2% in <= 60 s; full MNIST: >= 99.75% in "
+            "<= 600 s)", "metrics.target.met", "str"),
            ("benchmark: reference network test accuracy over seeds",
             "metrics.reference.test_accuracy", "seeds"),
            ("benchmark: reference network training time (mean)",
