@@ -74,7 +74,7 @@ def test_the_best_cnn_rows_read_the_clean_evaluation_even_when_a_noisy_one_is_ne
     evaluation(tmp_path, "mnist_cnn__test-embedded", 0.99, None, 1_000)
     evaluation(tmp_path, "mnist_cnn__test-embedded_awgn", 0.10, "awgn", 2_000)
     table = render(rows, tmp_path)
-    assert "| best CNN, held-out test set | 99.0% |" in table
+    assert "| best CNN, held-out test set | 99.00% |" in table
     assert "| best CNN, test set source | embedded |" in table
     # Only a noisy evaluation: the clean row has nothing to read.
     (tmp_path / "mnist/evaluation/mnist_cnn__test-embedded/metrics.json").unlink()
@@ -123,6 +123,18 @@ def test_a_failed_make_target_is_recorded_and_shown_as_failed(tmp_path, capsys):
     again = json.loads(output.read_text())["metrics"]
     assert again["all"] == saved["all"]
     assert again["test"]["failed"] is False and again["test"]["exit_status"] == 0
+
+
+def test_a_target_that_was_not_timed_is_not_run_rather_than_missing(tmp_path):
+    """The full-MNIST run times `make all` alone: its `make test` row is not a broken file."""
+    from digitlab.pipeline.summary import ROWS
+
+    (tmp_path / "pipeline_time.json").write_text(json.dumps(
+        {"metrics": {"all": {"failed": False, "minutes": 32.04}}}))
+    table = render([r for r in ROWS if r.file == "pipeline_time.json"], tmp_path)
+    assert "| `make all` wall time (2 cores) | 32.0 min |" in table
+    assert "make test` wall time" not in table and "missing |" not in table
+    assert "Not run yet: `make pipeline-time` (" in table and "1 of its 2 results missing" in table
 
 
 def test_a_fresh_make_all_leads_with_its_numbers_and_names_each_benchmark_once(tmp_path):
