@@ -56,8 +56,8 @@ def _format(value, fmt: str) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if fmt == "seeds":  # a headline over seeds: mean ± std, the minimum beside it
-        return (f"{value['mean']:.2%} ± {value['std']:.2%} (min {value['min']:.2%}, "
-                f"{value['n_seeds']} seeds)")
+        seeds = "1 seed" if value["n_seeds"] == 1 else f"{value['n_seeds']} seeds"
+        return f"{value['mean']:.2%} ± {value['std']:.2%} (min {value['min']:.2%}, {seeds})"
     formats = {"str": "{}", "pct": "{:.1%}", "pct2": "{:.2%}", "float3": "{:.3f}", "int": "{:,.0f}",
                "sec": "{:.1f} s", "ms": "{:.1f} ms"}
     return formats.get(fmt, fmt).format(value)
