@@ -56,7 +56,7 @@ from digitlab.data.transforms import as_tensors
 from digitlab.engine import NetworkSpec, Recipe, count_parameters, fit, load_checkpoint
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
 from digitlab.pipeline.scale import scale_name, sized
-from digitlab.published import PUBLISHED
+from digitlab.pipeline.published import PUBLISHED
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import metrics_document, save_figure, set_seed
 

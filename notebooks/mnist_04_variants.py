@@ -77,7 +77,7 @@ from digitlab.mnist.variants import (
     variants_study,
 )
 from digitlab.pipeline.scale import scale_name, sized
-from digitlab.published import PUBLISHED
+from digitlab.pipeline.published import PUBLISHED
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_figure, save_metrics, set_seed
 

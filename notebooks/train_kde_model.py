@@ -59,7 +59,7 @@ from digitlab.engine import NetworkSpec, Recipe
 from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
 from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
-from digitlab.published import PUBLISHED
+from digitlab.pipeline.published import PUBLISHED
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 set_seed(seed)

@@ -11,8 +11,8 @@ import torch
 
 from digitlab import paths
 from digitlab.pipeline.notebooks import execute_notebook
+from digitlab.pipeline.published import PUBLISHED
 from digitlab.pipeline.summary import ROWS, values
-from digitlab.published import PUBLISHED
 
 NOTEBOOKS = ("mnist_01_exploration", "mnist_02_first_cnn", "mnist_03_numpy_softmax",
              "mnist_04_variants", "mnist_05_cnn_project")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from digitlab import paths
 from digitlab.errors import UserError
-from digitlab.published import PUBLISHED
+from digitlab.pipeline.published import PUBLISHED
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
