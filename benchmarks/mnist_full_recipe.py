@@ -4,8 +4,8 @@ Usage:
     python benchmarks/mnist_full_recipe.py --data-dir ../mnist   # a full MNIST folder
     python benchmarks/mnist_full_recipe.py --quick --data-dir DIR # 1 epoch on 2,000 digits
 
-Every candidate (:data:`CANDIDATES`: a network and a recipe sized to train in at
-most 10 minutes on 60,000 digits on 2 CPU cores) trains on the 55,000 training
+Every candidate (``digitlab.mnist.recipes.CANDIDATES_FULL``: a network and a
+recipe meant to train in at most 10 minutes on 2 CPU cores) trains on the 55,000 training
 digits of the folder and is scored on its 5,000 validation digits; the test
 split is never loaded into a model. Of the candidates that trained within
 :data:`BUDGET_SECONDS`, the one with the highest validation accuracy (one digit

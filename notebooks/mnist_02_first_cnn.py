@@ -55,8 +55,8 @@ from digitlab.data.sources import load_mnist
 from digitlab.data.transforms import as_tensors
 from digitlab.engine import NetworkSpec, Recipe, count_parameters, fit, load_checkpoint
 from digitlab.engine.checkpoint import save_checkpoint_and_metrics
-from digitlab.pipeline.scale import scale_name, sized
 from digitlab.pipeline.published import PUBLISHED
+from digitlab.pipeline.scale import scale_name, sized
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import metrics_document, save_figure, set_seed
 

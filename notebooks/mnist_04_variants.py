@@ -76,8 +76,8 @@ from digitlab.mnist.variants import (
     variant_options,
     variants_study,
 )
-from digitlab.pipeline.scale import scale_name, sized
 from digitlab.pipeline.published import PUBLISHED
+from digitlab.pipeline.scale import scale_name, sized
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_figure, save_metrics, set_seed
 

@@ -58,8 +58,8 @@ from digitlab.data.transforms import as_tensors
 from digitlab.engine import NetworkSpec, Recipe
 from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
-from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
 from digitlab.pipeline.published import PUBLISHED
+from digitlab.plots import bar_chart, image_mosaic, line_plot, overlaid_histograms
 from digitlab.repro import save_figure, save_metrics, set_seed
 
 set_seed(seed)

@@ -32,6 +32,6 @@ def test_the_full_recipe_is_the_validated_candidate_written_out():
     from digitlab.mnist.recipes import FULL_NETWORK
 
     # Written out, so that a change to the chosen candidate is not silently "the full recipe":
-    # the validation chose BEST unchanged (results/mnist/recipe_selection_full.json).
+    # the validation chose BEST unchanged (make mnist-full-recipe, recipe_selection_full.json).
     assert FULL_NETWORK.options == {"width": 16, "members": 1, "tta_shift": 1}
     assert (FULL.optimizer, FULL.lr, FULL.epochs, FULL.batch_size) == ("adamw", 0.01, 30, 32)
