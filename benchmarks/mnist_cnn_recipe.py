@@ -69,8 +69,8 @@ from digitlab.data.transforms import as_tensors
 from digitlab.engine import NetworkSpec, Recipe
 from digitlab.engine.cv import cv_data, fold_cells, pool_folds
 from digitlab.engine.parallel import run_study
-from digitlab.engine.recipe import DEFAULT_AFFINE
 from digitlab.errors import UserError
+from digitlab.mnist.recipes import ELASTIC_AUGMENT  # Simard et al. (2003) on the usual draw
 from digitlab.noisy.sets import corrupt_splits
 from digitlab.pipeline.benchmarks import add_output_option, output_path
 from digitlab.pipeline.smoke import SMOKE
@@ -78,8 +78,6 @@ from digitlab.plots import bar_chart, image_grid
 from digitlab.repro import save_figure, save_metrics
 
 STRONG_AUGMENT = {"degrees": 15.0, "translate": 0.1, "scale": (0.85, 1.15), "shear": 10.0}
-# Simard, Steinkraus & Platt (2003)'s elastic distortion on top of the usual affine draw.
-ELASTIC_AUGMENT = {**DEFAULT_AFFINE, "elastic_alpha": 34.0, "elastic_sigma": 4.0}
 # Every candidate is this network and recipe with some things changed: the best CNN as it
 # was before this comparison (40 epochs in batches of 128, one plain prediction), fixed
 # here so that the comparison reruns as recorded whatever BEST has become since.

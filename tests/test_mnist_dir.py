@@ -151,3 +151,35 @@ def test_a_notebook_run_as_make_runs_it_loads_the_folder(project_root, mnist_fol
     assert str(mnist_folder) in saved["data"]["description"]
     assert saved["data"]["n_train"] + saved["data"]["n_val"] == 480
     assert saved["run"]["config"]["data_dir"] == str(mnist_folder)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_failed_full_recipe_selection_reruns_only_its_missing_candidates(
+        project_root, mnist_folder, monkeypatch, capsys):
+    """Each candidate is minutes of training: when one fails (or the run is stopped), the
+    others are kept, the rerun trains only what is missing and writes every candidate."""
+    bench = module("benchmarks/mnist_full_recipe.py")
+    trained, fail = [], [True]
+
+    def candidate(data, *, name, network, recipe, seed, device, rows):
+        trained.append(name)
+        if fail[0] and len(trained) == 2:
+            raise Interrupted(name)
+        return {"val_accuracy": 0.99, "train_seconds": 1.0, "full_set_seconds": 1.0}
+
+    monkeypatch.setattr(bench, "score_candidate", candidate)
+    argv = ["--data-dir", str(mnist_folder), "--quick", "--no-progress"]
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert "rerunning the study runs only what is missing" in capsys.readouterr().err
+    names = list(bench.CANDIDATES_FULL)
+    assert trained == names
+    fail[0] = False
+    bench.main(argv)
+    assert trained == [*names, names[1]]  # only the failed one trained again
+    (written,) = (project_root / "results/mnist").glob("recipe_selection_full*.json")
+    assert set(json.loads(written.read_text())["metrics"]["candidates"]) == set(names)
+    assert not list((project_root / "results/mnist").glob("recipe_selection_full*_runs/*"))

@@ -99,7 +99,7 @@ def epochs_to_converge(val_acc: list[float], tolerance: float = CONVERGENCE_TOLE
     return int(np.argmax(acc >= acc.max() - tolerance)) + 1
 
 
-def train_run(name: str, network: NetworkSpec, recipe: Recipe, train: Data, val: Data, *,
+def train_run(name: str, network: NetworkSpec, recipe: Recipe, train: Data, val: Data | None, *,
               seed: int = 0, device="cpu", progress: bool = True) -> Run:
     """Train one network with one recipe through the engine, timed."""
     start = time.perf_counter()
