@@ -38,7 +38,7 @@ from digitlab.cli import add_data_options, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.errors import UserError
 from digitlab.generator import pca_kde
-from digitlab.pipeline.benchmarks import add_output_option, output_path
+from digitlab.pipeline.benchmarks import add_output_option, full_mnist_naming, output_path
 from digitlab.repro import save_metrics
 from digitlab.web.classifier import TRAIN_COMMAND, checkpoint_path
 from digitlab.web.images import drawing_data_uri
@@ -228,7 +228,8 @@ def main(argv=None):
                 "quick": False, "model_dir": None, "checkpoint": None, "source": "embedded",
                 "data_dir": None}
     options = {**vars(args), **({"requests": 2000, "warmup": 50} if args.quick else {})}
-    output = output_path(paths.generator_results() / "app_load.json", options, defaults,
+    output = output_path(paths.generator_results() / "app_load.json",
+                         full_mnist_naming(options, defaults, splits.summary()), defaults,
                          args.output)
     save_metrics(output, metrics, seed=None, config=vars(args), data=splits.summary())
     for route, what in (("generate", f"of {args.n_samples} images"),

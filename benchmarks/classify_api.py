@@ -31,7 +31,7 @@ from digitlab import paths
 from digitlab.cli import add_data_options, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.errors import UserError
-from digitlab.pipeline.benchmarks import add_output_option, output_path
+from digitlab.pipeline.benchmarks import add_output_option, full_mnist_naming, output_path
 from digitlab.repro import save_metrics
 from digitlab.web import create_app
 from digitlab.web.classifier import TRAIN_COMMAND, load_classifier
@@ -126,7 +126,8 @@ def main(argv=None):
     # Only the default run writes the file the README quotes; any other writes beside it.
     defaults = {"checkpoint": None, "size": 280, "seed": 0, "source": "embedded", "data_dir": None,
                 "quick": False}
-    output = output_path(paths.web_results() / "classify_api.json", vars(args), defaults,
+    output = output_path(paths.web_results() / "classify_api.json",
+                         full_mnist_naming(vars(args), defaults, splits.summary()), defaults,
                          args.output)
     save_metrics(output, metrics, seed=args.seed, config=vars(args), data=splits.summary())
     print(f"{n} test digits ({splits.description}), {args.size}x{args.size} PNGs through "

@@ -31,7 +31,12 @@ from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.benchmarks import (
+    add_output_option,
+    full_mnist_naming,
+    output_path,
+    over_seeds,
+)
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
@@ -42,18 +47,20 @@ QUICK = {"n_components": 15, "max_samples": 600, "grid": np.logspace(-0.6, 0.3, 
          "folds": SMOKE.folds, "per_digit": 20, "epochs": SMOKE.epochs}
 
 
-def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, device) -> dict:
+def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, device,
+             progress: bool = True) -> dict:
     splits = load_mnist(source, root=data_dir, seed=seed)
     images, labels = pca_kde.select_training_images(
         splits.train_images, splits.train_labels,
         QUICK["max_samples"] if quick else pca_kde.DEFAULT_MAX_SAMPLES, seed)
     fit_options = ({"n_components": QUICK["n_components"], "grid": QUICK["grid"],
                     "folds": QUICK["folds"]} if quick else {})
-    model, _ = pca_kde.fit_generator(images, labels, random_state=seed, progress=False,
+    # Both fits are minutes on the full MNIST: their progress bars show where a seed is.
+    model, _ = pca_kde.fit_generator(images, labels, random_state=seed, progress=progress,
                                      **fit_options)
     recipe = BEST.replace(epochs=QUICK["epochs"]) if quick else BEST
     trained = train_and_score(BEST_NETWORK, recipe, splits, seed=seed, device=device,
-                              progress=False)
+                              progress=progress)
     cnn = trained.model
     samples, requested = pca_kde.sample_per_digit(model, per_digit, seed=seed)
     recog = recognisability(cnn, samples, requested)
@@ -81,6 +88,7 @@ def parse_args(argv):
                         help="the first seed, 15 components on 600 images, 1 CNN epoch")
     add_device(parser)
     add_output_option(parser, "generator/benchmark.json")
+    parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -91,10 +99,13 @@ def main(argv=None):
     devices.set_threads(None, device)
     seeds = args.seeds[:SMOKE.seeds] if args.quick else args.seeds
     per_digit = QUICK["per_digit"] if args.quick else args.per_digit
-    output = output_path(paths.generator_results() / "benchmark.json",
-                         {**vars(args), "device": device.type}, DEFAULTS, args.output)
-    per_seed = {seed: one_seed(args.source, args.data_dir, seed, per_digit, args.quick, device)
+    per_seed = {seed: one_seed(args.source, args.data_dir, seed, per_digit, args.quick, device,
+                               progress=not args.no_progress)
                 for seed in seeds}
+    naming = full_mnist_naming({**vars(args), "device": device.type}, DEFAULTS,
+                               per_seed[seeds[0]]["data"])
+    output = output_path(paths.generator_results() / "benchmark.json", naming, DEFAULTS,
+                         args.output)
     summary = {key: over_seeds([per_seed[s][key] for s in seeds], seeds)
                for key in ("recognisability", "novelty_median_ratio", "cnn_test_accuracy")}
     save_metrics(output, {**summary, "per_seed": per_seed}, seed=seeds[0],

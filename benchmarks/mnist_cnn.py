@@ -51,7 +51,12 @@ from digitlab.engine.fit import step_throughput
 from digitlab.engine.parallel import Cell, StudyStore, run_study
 from digitlab.mnist.recipes import RECIPES, REFERENCE, REFERENCE_NETWORK, recipe_for_size
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.benchmarks import (
+    add_output_option,
+    full_mnist_naming,
+    output_path,
+    over_seeds,
+)
 from digitlab.pipeline.scale import is_full_scale
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
@@ -62,7 +67,6 @@ TARGETS = {"best": (0.992, 60.0), "full": (0.9975, 600.0)}
 DEFAULTS = {"quick": False, "seeds": [0, 1, 2], "source": "auto", "data_dir": None,
             "best_epochs": None, "reference_epochs": None, "reference_seeds": None,
             "speed_steps": None, "threads": None, "device": "cpu"}
-FULL_SIZE = (60_000, 10_000)  # the full MNIST: training (train + validation) and test digits
 
 
 def speed_options(network, recipe, train, steps: int, device) -> dict[str, float]:
@@ -166,10 +170,7 @@ def main(argv=None):
         epochs=args.reference_epochs or (SMOKE.epochs if args.quick else REFERENCE.epochs))
     n_reference = args.reference_seeds or (1 if is_full_scale(n_train) else len(seeds))
     steps = args.speed_steps or (3 if args.quick else 30)
-    # Which folder holds the full MNIST does not change the run (the file records it).
-    full_set = (n_train, len(splits.test_labels)) == FULL_SIZE
-    naming = {**vars(args), "device": device.type,
-              **({"source": "auto", "data_dir": None} if full_set else {})}
+    naming = full_mnist_naming({**vars(args), "device": device.type}, DEFAULTS, splits.summary())
     output = output_path(paths.mnist_results() / "benchmark.json", naming, DEFAULTS, args.output)
     print(f"data: {splits.description}; recipe {recipe_name!r}; {devices.device_name(device)}, "
           f"{threads or 'GPU'} thread(s); seeds {seeds} (reference network: the first "

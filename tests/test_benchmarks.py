@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +15,7 @@ from digitlab.data.sources import load_mnist, write_mnist_folder
 from digitlab.errors import UserError
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.paths import PROJECT_ROOT
-from digitlab.pipeline.benchmarks import output_path, over_seeds
+from digitlab.pipeline.benchmarks import full_mnist_naming, output_path, over_seeds
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.pipeline.summary import ROWS, lookup
 
@@ -73,6 +74,22 @@ def test_a_run_with_other_options_is_written_beside_the_canonical_file(tmp_path)
     assert output_path(canonical, changed, defaults).name == \
         "benchmark_seeds-0_noise-motion-blur.json"
     assert output_path(canonical, changed, defaults, tmp_path / "x.json") == tmp_path / "x.json"
+
+
+def test_a_full_mnist_run_writes_the_canonical_file_from_whichever_folder():
+    defaults = {"quick": False, "source": "embedded", "data_dir": None}
+    canonical = Path("results/generator/benchmark.json")
+    options = {"quick": False, "source": "local", "data_dir": "../shared/mnist"}
+    full = {"n_train": 55_000, "n_val": 5_000, "n_test": 10_000}
+    assert output_path(canonical, full_mnist_naming(options, defaults, full),
+                       defaults) == canonical
+    # Any other folder is another experiment: its file goes beside, named by the folder.
+    small = {"n_train": 440, "n_val": 40, "n_test": 120}
+    assert output_path(canonical, full_mnist_naming(options, defaults, small), defaults).name \
+        == "benchmark_source-local_data-dir-..-shared-mnist.json"
+    # The other options still count: a quick run on the full MNIST is not the measured one.
+    quick = full_mnist_naming({**options, "quick": True}, defaults, full)
+    assert output_path(canonical, quick, defaults).name == "benchmark_quick.json"
 
 
 def test_headline_numbers_over_seeds_are_mean_spread_and_minimum():

@@ -40,6 +40,21 @@ def _normal(value: Any) -> Any:
     return value
 
 
+# The full MNIST: training (train + validation) and test digits.
+FULL_MNIST_SIZE = (60_000, 10_000)
+
+
+def full_mnist_naming(options: Mapping[str, Any], defaults: Mapping[str, Any],
+                      data: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` as :func:`output_path` should see them for a run on ``data`` (a
+    ``Splits.summary()``): on a full-size set, which folder holds it does not change the
+    run (the file records it), so the data options count as their defaults and the run
+    writes the canonical file the full-MNIST column of the results table reads."""
+    if (data["n_train"] + data["n_val"], data["n_test"]) != FULL_MNIST_SIZE:
+        return dict(options)
+    return {**options, **{key: defaults[key] for key in ("source", "data_dir") if key in defaults}}
+
+
 def output_path(canonical: Path, options: Mapping[str, Any], defaults: Mapping[str, Any],
                 explicit: Path | None = None) -> Path:
     """``explicit`` if given; the canonical file when no option differs from its default;
