@@ -57,7 +57,12 @@ from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.mnist.training import train_and_save
 from digitlab.noisy import study
 from digitlab.noisy.sets import corrupt_splits
-from digitlab.pipeline.benchmarks import add_output_option, output_path, over_seeds
+from digitlab.pipeline.benchmarks import (
+    add_output_option,
+    full_mnist_naming,
+    output_path,
+    over_seeds,
+)
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
@@ -156,8 +161,10 @@ def main(argv=None):
     device = devices.resolve(args.device)
     devices.set_threads(None, device)
     seeds = args.seeds[:SMOKE.seeds] if args.quick else args.seeds
+    data = load_mnist(args.source, root=args.data_dir, seed=seeds[0]).summary()
     output = output_path(paths.noisy_results() / "benchmark.json",
-                         {**vars(args), "device": device.type}, DEFAULTS, args.output)
+                         full_mnist_naming({**vars(args), "device": device.type}, DEFAULTS, data),
+                         DEFAULTS, args.output)
     workdir = output.parent / output.stem
     execution = execution_from_args(args)
     cells = [Cell(f"seed {seed}", one_seed,
