@@ -45,13 +45,12 @@ from digitlab.data.sources import find_local_files, load_mnist
 from digitlab.errors import UserError
 from digitlab.mnist.recipes import RECIPES, recipe_for_size
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import add_output_option, output_path
+from digitlab.pipeline.benchmarks import FULL_MNIST_SIZE, add_output_option, output_path
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
 DEFAULTS = {"dataset": "mnist", "data_dir": None, "epochs": None, "quick": False, "seed": 0,
             "device": "cpu"}
-FULL_SIZE = (60_000, 10_000)  # training (train + validation) and test images
 
 
 def parse_args(argv):
@@ -115,7 +114,7 @@ def main(argv=None):
     sizes = (len(splits.train_labels) + len(splits.val_labels), len(splits.test_labels))
     # Which folder holds the full set does not change the run (the file records it).
     naming = {**vars(args), "device": device.type,
-              "data_dir": None if sizes == FULL_SIZE else folder}
+              "data_dir": None if sizes == FULL_MNIST_SIZE else folder}
     output = output_path(paths.results_dir() / "full_scale" / "benchmark.json", naming,
                          DEFAULTS, args.output)
     # The named recipe for a training set of this size: FULL for the 60,000 (BEST if smaller).

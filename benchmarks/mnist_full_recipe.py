@@ -102,10 +102,10 @@ def main(argv=None):
                           "chosen_accuracy": scores[chosen]["val_accuracy"] if chosen else None},
                  seed=args.seed, config={**vars(args), **devices.describe(device)},
                  data=splits.summary())
+    StudyStore(store).clear()  # the file is written: a timing benchmark run again measures anew
     if chosen is None:
         raise UserError(f"no candidate trained within {BUDGET_SECONDS:.0f} s on this machine; "
                         f"the seconds of each are in {output}.")
-    StudyStore(store).clear()  # a timing benchmark run again measures anew
     print(f"chosen: {chosen}; written: {output}")
 
 

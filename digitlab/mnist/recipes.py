@@ -39,9 +39,10 @@ REFERENCE = Recipe(optimizer="adadelta", lr=1.0, schedule="step", step_gamma=0.7
 # of the 10 minutes on a slow day of this machine: BEST as it is; a committee of two BEST
 # networks of 16 epochs each (members differ in seed; their probabilities are averaged); BEST
 # with Simard et al.'s elastic distortion on top of its affine draw (it lost on the 5,000
-# embedded digits, docs/recipe.md, where 40 epochs of 4,000 digits are a fifteenth of these
-# optimiser steps); and that committee with the elastic distortion. An earlier round (wider
-# networks and batches of 128; git history of this file) lost to BEST on validation.
+# embedded digits, docs/recipe.md, where its 40 epochs of 4,000 digits showed a tenth of the
+# digits 30 epochs of 55,000 show); and that committee with the elastic distortion. An
+# earlier round (wider networks and batches of 128; git history of this file) lost to BEST on
+# validation.
 ELASTIC_AUGMENT = {**DEFAULT_AFFINE, "elastic_alpha": 34.0, "elastic_sigma": 4.0}
 COMMITTEE_OF_TWO = NetworkSpec("best", {"width": 16, "members": 2, "tta_shift": 1})
 CANDIDATES_FULL = {
