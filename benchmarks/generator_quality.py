@@ -29,7 +29,7 @@ from digitlab.cli import add_data_options, add_device, cli, script_parser
 from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
 from digitlab.generator.quality import novelty, recognisability
-from digitlab.mnist.recipes import BEST, BEST_NETWORK
+from digitlab.mnist.recipes import RECIPES, recipe_for_size
 from digitlab.mnist.training import train_and_score
 from digitlab.pipeline.benchmarks import (
     add_output_option,
@@ -58,8 +58,10 @@ def one_seed(source: str, data_dir, seed: int, per_digit: int, quick: bool, devi
     # Both fits are minutes on the full MNIST: their progress bars show where a seed is.
     model, _ = pca_kde.fit_generator(images, labels, random_state=seed, progress=progress,
                                      **fit_options)
-    recipe = BEST.replace(epochs=QUICK["epochs"]) if quick else BEST
-    trained = train_and_score(BEST_NETWORK, recipe, splits, seed=seed, device=device,
+    # The CNN the pipeline trains on data of this size: FULL at full scale, else BEST.
+    network, recipe = RECIPES[recipe_for_size(len(splits.train_labels) + len(splits.val_labels))]
+    recipe = recipe.replace(epochs=QUICK["epochs"]) if quick else recipe
+    trained = train_and_score(network, recipe, splits, seed=seed, device=device,
                               progress=progress)
     cnn = trained.model
     samples, requested = pca_kde.sample_per_digit(model, per_digit, seed=seed)
