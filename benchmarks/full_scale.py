@@ -45,7 +45,7 @@ from digitlab.data.sources import find_local_files, load_mnist
 from digitlab.errors import UserError
 from digitlab.mnist.recipes import RECIPES, recipe_for_size
 from digitlab.mnist.training import train_and_score
-from digitlab.pipeline.benchmarks import FULL_MNIST_SIZE, add_output_option, output_path
+from digitlab.pipeline.benchmarks import add_output_option, full_mnist_naming, output_path
 from digitlab.pipeline.smoke import SMOKE
 from digitlab.repro import save_metrics
 
@@ -111,14 +111,12 @@ def main(argv=None):
     devices.set_threads(None, device)
     folder = data_folder(args.dataset, args.data_dir)
     splits = load_mnist("local", root=folder, seed=args.seed)
-    sizes = (len(splits.train_labels) + len(splits.val_labels), len(splits.test_labels))
-    # Which folder holds the full set does not change the run (the file records it).
-    naming = {**vars(args), "device": device.type,
-              "data_dir": None if sizes == FULL_MNIST_SIZE else folder}
+    naming = full_mnist_naming({**vars(args), "device": device.type, "data_dir": folder},
+                               DEFAULTS, splits.summary())
     output = output_path(paths.results_dir() / "full_scale" / "benchmark.json", naming,
                          DEFAULTS, args.output)
     # The named recipe for a training set of this size: FULL for the 60,000 (BEST if smaller).
-    recipe_name = recipe_for_size(sizes[0])
+    recipe_name = recipe_for_size(len(splits.train_labels) + len(splits.val_labels))
     network, recipe = RECIPES[recipe_name]
     if args.quick:
         splits = SMOKE.splits(splits)
