@@ -6,8 +6,9 @@ Usage:
 
 Result: ``results/notebooks/<name>.ipynb`` with every output, plus whatever
 figures and metrics the notebook itself writes under ``results/``. If a cell
-fails, the copy executed up to that cell is ``results/notebooks/<name>.failed.ipynb``
-(removed by the next successful run) and the error names it; exit status 2.
+fails, the copy executed up to that cell is ``results/notebooks/<name>.failed.ipynb``,
+beside the kernel's own log if it wrote one (both removed by the next successful run),
+and the error names them; exit status 2.
 """
 
 from __future__ import annotations

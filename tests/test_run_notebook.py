@@ -89,14 +89,44 @@ def test_a_notebook_run_shows_its_cells_output_and_text_progress_bars_as_they_ru
     assert any("trained 7" in text for text in kept)
 
 
+# What the kernel process itself logs (not a cell's output): ipykernel can log a traceback
+# of its own while it shuts down, which is how a quiet run once printed one.
+KERNEL_LOGS = ("from ipykernel.kernelapp import IPKernelApp\n"
+               "IPKernelApp.instance().log.error('the kernel itself logged this')\n")
+
+
 @pytest.mark.slow
-def test_a_quiet_notebook_run_prints_nothing(tmp_path, monkeypatch, capfd):
+def test_a_quiet_notebook_run_prints_nothing_not_even_the_kernels_own_log(
+        tmp_path, monkeypatch, capfd):
     from digitlab.pipeline.notebooks import execute_notebook
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
-    write_notebook(notebooks, "import sys; print('to stderr', file=sys.stderr)")
+    write_notebook(notebooks, KERNEL_LOGS + "import sys; print('to stderr', file=sys.stderr)")
     execute_notebook("tiny", output_dir=tmp_path / "executed", progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+    assert sorted(p.name for p in (tmp_path / "executed").iterdir()) == ["tiny.ipynb"]
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_keeps_the_kernels_own_log_and_names_it(
+        tmp_path, monkeypatch, capfd):
+    from digitlab.errors import UserError
+    from digitlab.pipeline.notebooks import execute_notebook
+
+    notebooks, executed = tmp_path / "notebooks", tmp_path / "executed"
+    notebooks.mkdir()
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+    write_notebook(notebooks, KERNEL_LOGS + "1 / 0")
+    with pytest.raises(UserError) as error:
+        execute_notebook("tiny", output_dir=executed, progress=False)
+    log = executed / "tiny.failed.kernel.log"
+    assert str(log) in str(error.value)
+    assert "the kernel itself logged this" in log.read_text()
+    assert capfd.readouterr().err == ""
+
+    write_notebook(notebooks, "pass")  # fixed: a success removes what the failure kept
+    execute_notebook("tiny", output_dir=executed, progress=False)
+    assert sorted(p.name for p in executed.iterdir()) == ["tiny.ipynb"]

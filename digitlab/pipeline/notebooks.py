@@ -9,6 +9,11 @@ nothing listens on a port, and ipykernel has no reason to warn that TCP
 traffic is unencrypted. While a notebook runs, what its cells print and their
 progress bars appear on this process's stdout and stderr as they happen; a
 training cell that takes minutes shows its epochs, not only a cell counter.
+
+The kernel process's own stderr (its log, not the cells' output, which travels
+over ZeroMQ) goes to a file: ipykernel can log a harmless traceback while it
+shuts down, which a quiet run must not print and a user must not mistake for a
+failed notebook. When a notebook fails, that log is kept beside its copy.
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
     progress bars) are written to ``sys.stdout`` and ``sys.stderr`` as they
     arrive; without it the run is silent. Either way they are in the copy.
     If a cell fails, the copy executed up to that cell is kept as
-    ``NAME.failed.ipynb`` beside where the executed copy goes (a later success
-    removes it) and a UserError names it.
+    ``NAME.failed.ipynb`` beside where the executed copy goes, with the kernel's own
+    log, if not empty, as ``NAME.failed.kernel.log`` (a later success removes both),
+    and a UserError names them.
     """
     import papermill
 
@@ -58,30 +64,52 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
     output = Path(output_dir or paths.executed_notebooks_dir()) / source.name
     failed = failed_copy(output)
     relay = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if progress else {}
-    with tempfile.TemporaryDirectory(prefix="digitlab-kernel-") as sockets, \
+    with tempfile.TemporaryDirectory(prefix="digitlab-kernel-") as private, \
             atomic_target(output) as tmp:
+        kernel_log = Path(private) / "kernel.log"
         try:
             papermill.execute_notebook(
                 str(source), str(tmp), parameters=parameters or {}, kernel_name="python3",
                 cwd=str(paths.PROJECT_ROOT), progress_bar=False, **relay,
-                **_local_kernel_options(Path(sockets)),
+                **_local_kernel_options(Path(private), kernel_log),
             )
         except Exception as err:  # papermill wraps the cell's error; name the notebook
             raise UserError(f"notebook {source.stem} failed: {_reason(err)}"
-                            f"{_keep_failed_copy(tmp, failed)}") from err
+                            f"{_keep_failed_copy(tmp, failed)}"
+                            f"{_keep_kernel_log(kernel_log, failed_log(output))}") from err
     failed.unlink(missing_ok=True)
+    failed_log(output).unlink(missing_ok=True)
     return output
 
 
-def _local_kernel_options(sockets: Path) -> dict[str, Any]:
-    """papermill's options for a kernel on IPC sockets under ``sockets`` (a folder of this
+def _local_kernel_options(private: Path, kernel_log: Path) -> dict[str, Any]:
+    """papermill's options for a kernel on IPC sockets under ``private`` (a folder of this
     run's own: two notebooks run at once never share a socket, and none is left in the
-    working directory, where jupyter_client's relative default would put them)."""
+    working directory, where jupyter_client's relative default would put them), whose
+    process writes its stderr to ``kernel_log``."""
     from traitlets.config import Config
 
     return {"config": Config({"KernelManager": {"transport": "ipc",
-                                                "ip": str(sockets / "kernel")}}),
+                                                "ip": str(private / "kernel")},
+                              "KernelLogToFile": {"log_file": str(kernel_log)}}),
+            "kernel_manager_class": _kernel_manager_class(),
             "extra_arguments": [f"--IPKernelApp.exec_lines={TEXT_PROGRESS_BARS}"]}
+
+
+def _kernel_manager_class():
+    """nbclient's default kernel manager, with the kernel process's stderr sent to a file.
+    (Defined on first use: jupyter_client is imported only when a notebook runs.)"""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import Unicode
+
+    class KernelLogToFile(AsyncKernelManager):
+        log_file = Unicode(config=True, help="file the kernel process's stderr goes to")
+
+        async def start_kernel(self, **kw: Any) -> None:
+            with open(self.log_file, "ab") as log:  # Popen gives the child its own copy
+                await super().start_kernel(**{"stderr": log, **kw})
+
+    return KernelLogToFile
 
 
 def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
@@ -102,6 +130,20 @@ def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
 def failed_copy(output: Path) -> Path:
     """Where the partial copy of a failed run of the notebook ``output`` is kept."""
     return output.with_name(f"{output.stem}.failed.ipynb")
+
+
+def failed_log(output: Path) -> Path:
+    """Where the kernel's own log of a failed run of the notebook ``output`` is kept."""
+    return output.with_name(f"{output.stem}.failed.kernel.log")
+
+
+def _keep_kernel_log(log: Path, kept: Path) -> str:
+    """Keep the kernel's log if it has anything in it; the end of the error sentence."""
+    if not log.is_file() or log.stat().st_size == 0:
+        return ""
+    with atomic_write(kept, "wb") as handle:
+        handle.write(log.read_bytes())
+    return f" The kernel's own log is in {kept}."
 
 
 def _keep_failed_copy(partial: Path, failed: Path) -> str:
