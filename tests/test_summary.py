@@ -376,3 +376,33 @@ def test_readme_only_rebuilds_the_table_without_reading_or_writing_a_tree(tmp_pa
                                    str(tmp_path / "gone"), "--column", f"A={tmp_path / 'a.md'}"])
     assert readme.read_text().startswith(f"{START}\n| track | result | A | regenerate with |\n")
     assert not (tmp_path / "gone").exists()
+
+
+def write_measured(results, file, n_train, n_val, accuracy=0.99):
+    path = results / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metrics": {"acc": accuracy},
+                                "data": {"source": "local", "n_train": n_train, "n_val": n_val}}))
+
+
+def test_a_tree_that_mixes_embedded_and_full_mnist_files_is_refused_by_name(tmp_path):
+    """A full-MNIST benchmark run without OUT= writes into the offline default's tree; its
+    column must then fail loudly rather than show a full-MNIST figure as an embedded one."""
+    import pytest
+
+    from digitlab.errors import UserError
+
+    rows = [Row("T", "a", "a/metrics.json", "metrics.acc", "pct", "make a"),
+            Row("T", "b", "b/metrics.json", "metrics.acc", "pct", "make b"),
+            Row("T", "full scale", "full_scale/benchmark.json", "metrics.acc", "pct", "make f")]
+    write_measured(tmp_path, "a/metrics.json", 3_500, 500)  # the embedded 5,000: 4,000 + test
+    write_measured(tmp_path, "full_scale/benchmark.json", 55_000, 5_000)  # full-size by design
+    write_measured(tmp_path, "b/metrics.json", 3_500, 500)
+    assert "| T | b | 99.0% |" in render(rows, tmp_path)  # one scale (+ the full-scale file)
+
+    write_measured(tmp_path, "b/metrics.json", 55_000, 5_000)
+    with pytest.raises(UserError) as error:
+        render(rows, tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "b/metrics.json") in message
+    assert str(tmp_path / "a/metrics.json") in message and "OUT=" in message

@@ -24,6 +24,7 @@ from pathlib import Path
 from digitlab import paths
 from digitlab.errors import UserError
 from digitlab.pipeline.published import PUBLISHED
+from digitlab.pipeline.scale import is_full_scale
 from digitlab.repro import atomic_write
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -75,14 +76,18 @@ def lookup(document: dict, key: str):
 
 def values(rows: list[Row], results: Path | None = None) -> list[str]:
     """Each row's formatted value; "not run yet" when its file is missing, "missing" when
-    the file lacks the key."""
+    the file lacks the key. A UserError when the files measured different data scales."""
     results = results or paths.results_dir()
-    cache: dict[tuple, dict | None] = {}
-    out = []
+    cache: dict[tuple, tuple[Path, dict] | None] = {}
     for row in rows:
         if (row.file, row.where) not in cache:
             cache[row.file, row.where] = _find_document(results, row)
-        document = cache[row.file, row.where]
+    check_one_scale({path: document for path, document in filter(None, cache.values())},
+                    results)
+    out = []
+    for row in rows:
+        found = cache[row.file, row.where]
+        document = None if found is None else found[1]
         try:
             out.append(NOT_RUN if document is None else _value(document, row))
         except KeyError:
@@ -155,14 +160,48 @@ def _value(document: dict, row: Row) -> str:
     return _format(lookup(document, row.key), row.fmt)
 
 
-def _find_document(results: Path, row: Row) -> dict | None:
+def _find_document(results: Path, row: Row) -> tuple[Path, dict] | None:
     """The newest file ``row.file`` matches under ``results`` that holds ``row.where``."""
     matches = [p for p in results.glob(row.file) if p.is_file()]
     for path in sorted(matches, key=lambda p: p.stat().st_mtime, reverse=True):
         document = _read_json(path, row.command)
         if all(_holds(document, key, value) for key, value in row.where):
-            return document
+            return path, document
     return None
+
+
+# The files whose data is a full-size set in any results tree: the full-scale benchmark
+# exists to train on one, the offline default's tree included.
+ANY_SCALE = ("full_scale/benchmark.json",)
+
+
+def check_one_scale(documents: dict[Path, dict], results: Path) -> None:
+    """A UserError unless every file of one results tree that records its MNIST data
+    (``data.n_train`` and ``data.n_val``, as save_metrics writes them) measured the same
+    scale: embedded and full-MNIST figures must not meet in one column, as they would
+    after a full-size run written without OUT= into the offline default's tree."""
+    by_scale: dict[bool, Path] = {}
+    for path, document in sorted(documents.items()):
+        digits = _training_digits(document)
+        if digits is not None and path.relative_to(results).as_posix() not in ANY_SCALE:
+            by_scale.setdefault(is_full_scale(digits), path)
+    if len(by_scale) == 2:
+        full, small = by_scale[True], by_scale[False]
+        raise UserError(f"{results} mixes data scales: {full} was measured on a full-size "
+                        f"set, {small} on a small one. Keep one tree per data (a full-MNIST "
+                        f"run writes its own with OUT=runs/full-mnist); rerun the command of "
+                        f"the file that does not belong, or move it out.")
+
+
+def _training_digits(document: dict) -> int | None:
+    """Training + validation digits of the MNIST data a results file names, if it does."""
+    data = document.get("data")
+    if not isinstance(data, dict):
+        return None
+    n_train, n_val = data.get("n_train"), data.get("n_val")
+    if not isinstance(n_train, int):
+        return None
+    return n_train + (n_val if isinstance(n_val, int) else 0)
 
 
 def _holds(document: dict, key: str, value) -> bool:
