@@ -139,20 +139,23 @@ def failed_log(output: Path) -> Path:
 
 def _keep_kernel_log(log: Path, kept: Path) -> str:
     """Keep the kernel's log if it has anything in it; the end of the error sentence."""
-    if not log.is_file() or log.stat().st_size == 0:
-        return ""
-    with atomic_write(kept, "wb") as handle:
-        handle.write(log.read_bytes())
-    return f" The kernel's own log is in {kept}."
+    return f" The kernel's own log is in {kept}." if _keep(log, kept) else ""
 
 
 def _keep_failed_copy(partial: Path, failed: Path) -> str:
     """Keep what papermill wrote before the failure; the end of the error sentence."""
-    if not partial.is_file() or partial.stat().st_size == 0:
+    if not _keep(partial, failed):
         return " (it stopped before writing any output)."
-    with atomic_write(failed, "wb") as handle:
-        handle.write(partial.read_bytes())
     return f"; see the executed copy up to the failing cell in {failed}."
+
+
+def _keep(source: Path, kept: Path) -> bool:
+    """Copy ``source`` to ``kept`` (atomically) if it exists and is not empty."""
+    if not source.is_file() or source.stat().st_size == 0:
+        return False
+    with atomic_write(kept, "wb") as handle:
+        handle.write(source.read_bytes())
+    return True
 
 
 def _reason(err: Exception) -> str:
