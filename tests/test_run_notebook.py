@@ -20,6 +20,15 @@ def run_notebook_main():
     return module.main
 
 
+@pytest.fixture
+def notebooks(tmp_path, monkeypatch):
+    """An empty notebooks folder of the test's own, where digitlab looks for notebooks."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    monkeypatch.setattr(paths, "notebooks_dir", lambda: folder)
+    return folder
+
+
 def write_notebook(folder, second_cell: str) -> None:
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
@@ -33,10 +42,8 @@ def write_notebook(folder, second_cell: str) -> None:
 
 @pytest.mark.slow
 def test_a_failing_notebook_keeps_its_partial_copy_until_a_later_success(
-        tmp_path, monkeypatch, capsys):
-    notebooks, executed = tmp_path / "notebooks", tmp_path / "executed"
-    notebooks.mkdir()
-    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+        tmp_path, notebooks, capsys):
+    executed = tmp_path / "executed"
     main = run_notebook_main()
     failed = executed / "tiny.failed.ipynb"
 
@@ -64,15 +71,12 @@ def test_a_failing_notebook_keeps_its_partial_copy_until_a_later_success(
 
 @pytest.mark.slow
 def test_a_notebook_run_shows_its_cells_output_and_text_progress_bars_as_they_run(
-        tmp_path, monkeypatch, capfd):
+        tmp_path, notebooks, monkeypatch, capfd):
     """A training cell inside `make mnist` shows its progress on the terminal (not only a
     cell counter), as text (a widget bar would never reach it), without ipykernel's
     warning about unencrypted TCP: the kernel is on IPC sockets of its own."""
     from digitlab.pipeline.notebooks import execute_notebook
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
     monkeypatch.chdir(tmp_path)
     write_notebook(notebooks, "from tqdm.auto import tqdm\n"
                               "for _ in tqdm(range(3), desc='training', unit='epoch'):\n"
@@ -97,12 +101,9 @@ KERNEL_LOGS = ("from ipykernel.kernelapp import IPKernelApp\n"
 
 @pytest.mark.slow
 def test_a_quiet_notebook_run_prints_nothing_not_even_the_kernels_own_log(
-        tmp_path, monkeypatch, capfd):
+        tmp_path, notebooks, capfd):
     from digitlab.pipeline.notebooks import execute_notebook
 
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
     write_notebook(notebooks, KERNEL_LOGS + "import sys; print('to stderr', file=sys.stderr)")
     execute_notebook("tiny", output_dir=tmp_path / "executed", progress=False)
     out, err = capfd.readouterr()
@@ -112,13 +113,11 @@ def test_a_quiet_notebook_run_prints_nothing_not_even_the_kernels_own_log(
 
 @pytest.mark.slow
 def test_a_failing_notebook_keeps_the_kernels_own_log_and_names_it(
-        tmp_path, monkeypatch, capfd):
+        tmp_path, notebooks, capfd):
     from digitlab.errors import UserError
     from digitlab.pipeline.notebooks import execute_notebook
 
-    notebooks, executed = tmp_path / "notebooks", tmp_path / "executed"
-    notebooks.mkdir()
-    monkeypatch.setattr(paths, "notebooks_dir", lambda: notebooks)
+    executed = tmp_path / "executed"
     write_notebook(notebooks, KERNEL_LOGS + "1 / 0")
     with pytest.raises(UserError) as error:
         execute_notebook("tiny", output_dir=executed, progress=False)

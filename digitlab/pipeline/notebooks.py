@@ -76,7 +76,7 @@ def execute_notebook(name: str, parameters: dict[str, Any] | None = None,
         except Exception as err:  # papermill wraps the cell's error; name the notebook
             raise UserError(f"notebook {source.stem} failed: {_reason(err)}"
                             f"{_keep_failed_copy(tmp, failed)}"
-                            f"{_keep_kernel_log(kernel_log, failed_log(output))}") from err
+                            f"{_keep_kernel_log(kernel_log, failed_log(output))}.") from err
     failed.unlink(missing_ok=True)
     failed_log(output).unlink(missing_ok=True)
     return output
@@ -138,15 +138,15 @@ def failed_log(output: Path) -> Path:
 
 
 def _keep_kernel_log(log: Path, kept: Path) -> str:
-    """Keep the kernel's log if it has anything in it; the end of the error sentence."""
-    return f" The kernel's own log is in {kept}." if _keep(log, kept) else ""
+    """Keep the kernel's log if it has anything in it; the error sentence's last clause."""
+    return f", and the kernel's own log in {kept}" if _keep(log, kept) else ""
 
 
 def _keep_failed_copy(partial: Path, failed: Path) -> str:
-    """Keep what papermill wrote before the failure; the end of the error sentence."""
+    """Keep what papermill wrote before the failure; the error sentence's next clause."""
     if not _keep(partial, failed):
-        return " (it stopped before writing any output)."
-    return f"; see the executed copy up to the failing cell in {failed}."
+        return " (it stopped before writing any output)"
+    return f"; see the executed copy up to the failing cell in {failed}"
 
 
 def _keep(source: Path, kept: Path) -> bool:

@@ -187,10 +187,10 @@ def check_one_scale(documents: dict[Path, dict], results: Path) -> None:
             by_scale.setdefault(is_full_scale(digits), path)
     if len(by_scale) == 2:
         full, small = by_scale[True], by_scale[False]
-        raise UserError(f"{results} mixes data scales: {full} was measured on a full-size "
-                        f"set, {small} on a small one. Keep one tree per data (a full-MNIST "
-                        f"run writes its own with OUT=runs/full-mnist); rerun the command of "
-                        f"the file that does not belong, or move it out.")
+        raise UserError(f"{results} mixes data scales ({full} was measured on a full-size "
+                        f"set, {small} on a small one): rerun the command of the file that "
+                        f"does not belong, a full-MNIST one with OUT=runs/full-mnist, or move "
+                        f"it out.")
 
 
 def _training_digits(document: dict) -> int | None:
