@@ -14,7 +14,8 @@ digits), the one with the highest validation accuracy (one digit
 is 0.02 point) becomes ``FULL``; the final model then
 trains on all 60,000 (``make mnist-bench MNIST_DIR=...`` scores it, once, on the
 test digits). Writes ``results/mnist/recipe_selection_full.json`` (validation
-accuracy, errors, training seconds per candidate, the chosen one); a run with
+accuracy, errors (also with each test-time shift of :data:`VALIDATION_SHIFTS`), training
+seconds per candidate, the chosen one); a run with
 other options writes beside it.
 """
 
@@ -27,6 +28,7 @@ from digitlab.data.transforms import as_tensors
 from digitlab.engine.parallel import Cell, StudyStore, fingerprint_arrays, run_study
 from digitlab.engine.predict import predict
 from digitlab.errors import UserError
+from digitlab.mnist.networks import has_shift_averaging, shift_view
 from digitlab.mnist.recipes import CANDIDATES_FULL
 from digitlab.mnist.variants import train_run
 from digitlab.pipeline.benchmarks import add_output_option, output_path
@@ -37,6 +39,10 @@ from digitlab.repro import save_metrics
 DEFAULTS = {"data_dir": None, "quick": False, "seed": 0, "device": "cpu"}
 # The chosen recipe may train for at most this long on all 60,000 digits (2 CPU cores).
 BUDGET_SECONDS = 600.0
+# A test-time shift costs no training, only copies per prediction ((2s+1)^2 at shift s): each
+# trained candidate is also scored on validation with each of these, so that a later round
+# can weigh a larger shift against its errors (the choice itself uses the candidate's own).
+VALIDATION_SHIFTS = (0, 1, 2, 3)
 
 
 def full_set_seconds(seconds: float, n_train: int, n_val: int) -> float:
@@ -116,15 +122,36 @@ def score_candidate(data: dict, *, name, network, recipe, seed, device, rows) ->
     train, val = data["train"], data["val"]
     run = train_run(name, network, recipe, train, None, seed=seed, device=device,
                     progress=data["progress"])
-    wrong = int((predict(run.model, val[0]) != val[1].numpy()).sum())
+    wrong = errors(run.model, val)
+    by_shift = errors_by_shift(run.model, val)
     projected = full_set_seconds(run.seconds, len(train[1]), len(val[1]))
+    shifts = "".join(f", {n} at shift {s}" for s, n in (by_shift or {}).items())
     print(f"{name}: validation accuracy {1 - wrong / len(val[1]):.4f} ({wrong} errors in "
-          f"{len(val[1]):,}), {run.seconds:.0f} s training on {len(train[1]):,} digits "
-          f"({projected:.0f} s on {len(train[1]) + len(val[1]):,})", flush=True)
+          f"{len(val[1]):,}{shifts}), {run.seconds:.0f} s training on {len(train[1]):,} "
+          f"digits ({projected:.0f} s on {len(train[1]) + len(val[1]):,})", flush=True)
     return {"val_accuracy": 1 - wrong / len(val[1]), "val_errors": wrong, "n_val": len(val[1]),
+            "val_errors_by_shift": by_shift,
             "train_seconds": run.seconds, "full_set_seconds": projected,
             "within_budget": projected <= BUDGET_SECONDS, "network": network.as_dict(),
             "recipe": recipe.as_dict()}
+
+
+def errors(model, data) -> int:
+    """How many of ``data``'s digits ``model`` misreads."""
+    x, y = data
+    return int((predict(model, x) != y.numpy()).sum())
+
+
+def errors_by_shift(model, data, shifts=VALIDATION_SHIFTS) -> dict[int, int] | None:
+    """The errors on ``data`` with each test-time shift (None for a network that does not
+    average over shifts)."""
+    if not has_shift_averaging(model):
+        return None
+    by_shift = {}
+    for shift in shifts:
+        with shift_view(model, shift):
+            by_shift[shift] = errors(model, data)
+    return by_shift
 
 
 if __name__ == "__main__":

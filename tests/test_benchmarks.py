@@ -10,9 +10,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from digitlab.data.sources import load_mnist, write_mnist_folder
+from digitlab.data.transforms import BACKGROUND
 from digitlab.errors import UserError
+from digitlab.mnist.networks import ShiftAveraged
 from digitlab.mnist.recipes import BEST, BEST_NETWORK
 from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.benchmarks import full_mnist_naming, output_path, over_seeds
@@ -135,6 +139,28 @@ def test_the_full_mnist_choice_is_the_most_accurate_within_the_budget():
     assert bench.choose(scores, budget=1e9) == "slow"
     assert bench.choose({"slow": scores["slow"]}) is None
     assert bench.choose({"just in": score(0.99, 550.0)}) == "just in"  # exactly 600 s
+
+
+def test_the_full_mnist_selection_counts_validation_errors_at_each_shift():
+    """A hand-made network that reads every digit as 0 unless its centre pixel is lit:
+    shifted copies that move the lit pixel off the centre vote for 0, so the errors at
+    each shift are known by counting the copies."""
+    bench = benchmark("mnist_full_recipe")
+
+    class CentrePixel(nn.Module):
+        def forward(self, x):
+            lit = (x[:, 0, 14, 14] > 0.5).float()
+            return torch.stack([1 - lit, lit], dim=1) * 10  # class 1 when the centre is lit
+
+    x = torch.full((2, 1, 28, 28), BACKGROUND)
+    x[:, 0, 14, 14] = 1.0  # both digits: one lit pixel in the centre, labelled 1
+    data = (x, torch.tensor([1, 1]))
+    averaged = ShiftAveraged(CentrePixel(), shift=0)
+    # Shift 0 and 1 copies: 1 of 1 and 1 of 9 read 1; softmax(10) ~ 1, so the mean picks
+    # 1 at shift 0 (both right) and 0 at shifts 1-3 (8/9, 24/25, 48/49 of the copies).
+    assert bench.errors_by_shift(averaged, data) == {0: 0, 1: 2, 2: 2, 3: 2}
+    assert averaged.shift == 0
+    assert bench.errors_by_shift(CentrePixel(), data) is None  # no shifts to average
 
 
 def test_the_results_table_states_the_mnist_targets_the_benchmark_judges():

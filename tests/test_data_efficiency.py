@@ -12,7 +12,7 @@ from digitlab.data import transforms
 from digitlab.data.transforms import BACKGROUND, random_affine
 from digitlab.engine import NetworkSpec, Recipe, fit
 from digitlab.errors import UserError
-from digitlab.mnist.networks import shifted_copies, single_view
+from digitlab.mnist.networks import shift_view, shifted_copies, single_view
 from digitlab.mnist.project import feature_maps
 
 IDENTITY = {"degrees": 0.0, "translate": 0.0, "scale": (1.0, 1.0)}
@@ -120,6 +120,25 @@ def test_weights_of_a_plain_network_load_and_predict_alike_without_shifts():
             assert torch.allclose(averaged(x), plain(x), atol=1e-6)
         assert averaged.shift == 1  # restored after the block
         assert not torch.allclose(averaged(x), plain(x), atol=1e-4)  # averaging is back on
+
+
+def test_a_shift_view_averages_every_member_over_its_shifts_then_restores_their_own():
+    """The full-MNIST selection scores one trained network at several shifts this way."""
+    ensemble = NetworkSpec("best", {"width": 4, "members": 2, "tta_shift": 1}).build(seed=0)
+    ensemble.eval()
+    x = digit_like(2)
+    # Shifts of up to two pixels by rolling (the two-pixel border makes a roll a shift):
+    # 25 copies per member, the members' mean probabilities averaged.
+    rolled = [torch.roll(x, (dy, dx), dims=(2, 3)) for dy in range(-2, 3) for dx in range(-2, 3)]
+    with torch.no_grad():
+        expected = torch.stack([
+            torch.stack([F.softmax(nn.Sequential(*member)(r), dim=1) for r in rolled]).mean(0)
+            for member in ensemble.members]).mean(0).log()
+        with shift_view(ensemble, 2):
+            assert torch.allclose(ensemble(x), expected, atol=1e-5)
+    assert [m.shift for m in ensemble.members] == [1, 1]
+    with pytest.raises(UserError, match="at least 0"), shift_view(ensemble, -1):
+        pass
 
 
 def test_feature_maps_of_a_shift_averaged_network_come_from_one_pass():

@@ -131,19 +131,32 @@ class ShiftAveraged(nn.Sequential):
         return mean.clamp_min(1e-12).log()
 
 
+def has_shift_averaging(model: nn.Module) -> bool:
+    """Whether ``model`` (or a member of it) averages over shifted copies in eval mode."""
+    return any(isinstance(m, ShiftAveraged) for m in model.modules())
+
+
 @contextlib.contextmanager
-def single_view(model: nn.Module) -> Iterator[nn.Module]:
-    """Within this block ``model`` (and any :class:`ShiftAveraged` inside it, e.g. in an
-    ensemble) predicts from the input alone, without shifted copies."""
+def shift_view(model: nn.Module, shift: int) -> Iterator[nn.Module]:
+    """Within this block every :class:`ShiftAveraged` inside ``model`` (e.g. each member of
+    an ensemble) averages over shifts of up to ``shift`` pixels; its own shift is restored
+    afterwards. The trained weights are untouched: only the predictions change."""
+    if shift < 0:
+        raise UserError(f"shift must be at least 0, got {shift}.")
     averaged = [m for m in model.modules() if isinstance(m, ShiftAveraged)]
     shifts = [m.shift for m in averaged]
     for m in averaged:
-        m.shift = 0
+        m.shift = shift
     try:
         yield model
     finally:
-        for m, shift in zip(averaged, shifts, strict=True):
-            m.shift = shift
+        for m, own in zip(averaged, shifts, strict=True):
+            m.shift = own
+
+
+def single_view(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Within this block ``model`` predicts from the input alone, without shifted copies."""
+    return shift_view(model, 0)
 
 
 def best_single(width: int = 16, dropout: float = 0.1, tta_shift: int = 0) -> nn.Sequential:

@@ -34,16 +34,17 @@ REFERENCE = Recipe(optimizer="adadelta", lr=1.0, schedule="step", step_gamma=0.7
                    batch_size=64, train_on_val=True)
 
 # The candidates for the full MNIST, each sized for at most 10 minutes of training on 60,000
-# digits on 2 CPU cores. Batch size barely changes a CPU's images per second for this network
-# and torch.compile made its step slower here, so the budget is about 30 epochs of one
-# width-16 network, and the later rounds vary only what costs no time. In the third round,
-# less regularisation (no dropout, a tenth of the weight decay), a milder affine draw
-# (6 degrees, 7 % shift, 6 % zoom) and label smoothing 0.1 each had 6-7 validation errors
-# more than BEST's 14; so this fourth round goes the other way: BEST as it is; BEST with
-# dropout 0.2; BEST with a stronger affine draw (15 degrees, 12 % shift, 15 % zoom).
-# Earlier rounds (wider networks and batches of 128; committees of two and Simard et al.'s
-# elastic distortion, ELASTIC_AUGMENT) lost to BEST on validation too; git history of this
-# file has every round's list.
+# digits on 2 CPU cores. On the machine of these rounds batch size barely changed the
+# images per second for this network and torch.compile made its step slower, so the budget is
+# about 30 epochs of one width-16 network, and the later rounds vary only what costs no time.
+# Both depend on the CPU: the selection measures each candidate's seconds where it runs.
+# In the third round, less regularisation (no dropout, a tenth of the weight decay), a milder
+# affine draw (6 degrees, 7 % shift, 6 % zoom) and label smoothing 0.1 each had 6-7 validation
+# errors more than BEST's 14; so this fourth round goes the other way: BEST as it is; BEST with
+# dropout 0.2; BEST with a stronger affine draw (15 degrees, 12 % shift, 15 % zoom). Earlier
+# rounds (wider networks and batches of 128; committees of two and Simard et al.'s elastic
+# distortion, ELASTIC_AUGMENT) lost to BEST on validation too; git history of this file has every
+# round's list.
 ELASTIC_AUGMENT = {**DEFAULT_AFFINE, "elastic_alpha": 34.0, "elastic_sigma": 4.0}
 STRONG_AFFINE = {"degrees": 15.0, "translate": 0.12, "scale": (0.85, 1.15), "shear": 0.0}
 CANDIDATES_FULL = {
