@@ -126,7 +126,7 @@ summary: setup ## Collect the headline numbers into results/summary.md (OUT/resu
 app: setup ## Serve the web app (generate digits; draw one at /draw) with waitress on http://127.0.0.1:8000
 	$(PY) scripts/serve.py
 
-screenshot: setup ## Retake docs/draw_page.png (the drawing page, shown in README.md) in headless Chromium
+screenshot: setup ## Retake docs/draw_page.png (the drawing page, shown in docs/web.md) in headless Chromium
 	DIGITLAB_SCREENSHOT=1 $(PY) -m pytest -q tests/test_browser.py -k closed_loop
 
 test: setup ## Run the test suite

@@ -96,8 +96,8 @@ train = as_tensors(splits.train_images, splits.train_labels)
 val = as_tensors(splits.val_images, splits.val_labels)
 n_digits = len(splits.train_labels) + len(splits.val_labels)
 # 12 runs x 10 epochs of 55,000 digits would take over half an hour on 2 cores; 4 epochs of the
-# full set are 15 times the digits of 10 epochs of the embedded 3,500, and the journal's best
-# run converged within 4.
+# full set are about 6 times the digits of 10 epochs of the embedded 3,500, and the journal's
+# best run converged within 4.
 epochs = SMOKE.curve_epochs if quick else sized(epochs, 10, 4, n_digits)  # a curve: 2 points
 one_process = workers == 1 and scheduler is None
 threads = devices.set_threads(sized(threads, 1, 0 if one_process else 1, n_digits) or None,

@@ -18,6 +18,8 @@ The rule, for README.md and every docs/*.md:
 - Every ``make TARGET`` written in code, and every target of the README's pipeline map, is
   a target of the Makefile (words with ``=`` after it are variables, not targets).
 - README.md has at most 250 lines and links every docs/*.md page.
+- Every package of requirements.txt has a row in the README's table of dependencies, which
+  says why it is there.
 
 ``test_the_checks_catch_what_does_not_exist`` feeds the checks made-up names, so a check
 that silently passes everything fails there.
@@ -173,6 +175,23 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+
+def required_packages(requirements: str) -> set[str]:
+    """The package names of a requirements file, lower case, without extras or versions."""
+    names = (re.match(r"[A-Za-z0-9._-]+", line.strip()) for line in requirements.splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+    return {m.group(0).lower() for m in names if m}
+
+
+def explained_packages(readme: str) -> set[str]:
+    """The packages named in the first column of the README's dependency table."""
+    section = readme.partition("## Dependencies")[2].partition("\n## ")[0]
+    names = set()
+    for row in re.findall(r"^\|([^|]+)\|", section, re.MULTILINE):
+        for name in re.sub(r"\(.*?\)|\[.*?\]", "", row).split(","):
+            names.add(name.strip().lower())
+    return names - {"package", "---", ""}
+
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 IDS = [p.relative_to(ROOT).as_posix() for p in DOCS]
 
@@ -202,6 +221,11 @@ def test_the_readme_is_a_short_map_that_links_every_docs_page():
     assert "make all" in text and "make test" in text
 
 
+def test_every_requirement_is_explained_in_the_readme():
+    required = required_packages((ROOT / "requirements.txt").read_text())
+    assert {"torch", "dask", "joblib"} <= required  # the parser reads the real file
+    assert sorted(required - explained_packages(README.read_text())) == []
+
 def test_the_checks_catch_what_does_not_exist(tmp_path):
     made_up = ("Run `scripts/no_such_script.py` or `make no-such-target DEVICE=cuda`;\n"
                "see `digitlab/engine/run.py`, `benchmarks/*.nope`, `ghost.py` and\n"
@@ -223,3 +247,9 @@ def test_the_checks_catch_what_does_not_exist(tmp_path):
             "[studies](docs/studies.md)\n")
     assert missing_paths(fine) == []
     assert make_targets_named(fine) == {"all"}
+    requirements = "# comment\ntorch==2.13.0\ndask[distributed]>=2024.8\nNew-Lib>=1\n"
+    table = ("## Dependencies\n\n| package | why |\n| --- | --- |\n"
+             "| torch (pinned `2.13.0`) | nets |\n| numpy, dask[distributed] | arrays |\n"
+             "\n## Next\n\n| new-lib | a row of another table |\n")
+    assert required_packages(requirements) == {"torch", "dask", "new-lib"}
+    assert required_packages(requirements) - explained_packages(table) == {"new-lib"}
