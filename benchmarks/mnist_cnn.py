@@ -85,7 +85,7 @@ def run_network(data: dict, *, name, network, recipe, seed, device, rows) -> dic
     the data's description, part of the cell's fingerprint)."""
     splits = load_mnist(data["source"], root=data["data_dir"], seed=seed)
     metrics = train_and_score(network, recipe, splits, seed=seed, device=device,
-                              progress=False).to_dict()
+                              progress=data["progress"]).to_dict()
     result = {key: metrics[key] for key in ("test_accuracy", "n_train", "train_seconds",
                                             "images_per_second", "n_parameters")}
     result.update(network=network.as_dict(), epochs=metrics["epochs_run"],
@@ -188,7 +188,10 @@ def main(argv=None):
              if seed in seeds_of[name]]
     execution = execution_from_args(args)
     store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
-    results = run_study(cells, shared={"source": args.source, "data_dir": args.data_dir},
+    # A full-MNIST run is minutes: its epochs show when the runs go through this process.
+    shared = {"source": args.source, "data_dir": args.data_dir,
+              "progress": not args.no_progress and execution.in_this_process(device)}
+    results = run_study(cells, shared=shared,
                         folder=store, execution=execution, device=device,
                         desc="benchmark runs", progress=not args.no_progress)
     runs = {name: [r for cell, r in zip(cells, results, strict=True)

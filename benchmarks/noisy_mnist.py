@@ -73,7 +73,7 @@ MODELS = ("cnn", "cnn_fixed_noise", "dnn", "dnn_improved")
 
 
 def run_cnn(clean, noisy, *, fresh_noise: bool, seed: int, epochs, device, workdir: Path,
-            noise: str) -> dict:
+            noise: str, progress: bool = False) -> dict:
     """Train like train_cnn.py --noise, then score the saved checkpoint like
     evaluate_model.py --noise: the same package functions the two scripts call."""
     name = f"mnist_cnn_{noise}" + ("" if fresh_noise else "_fixed") + f"_seed{seed}"
@@ -83,7 +83,7 @@ def run_cnn(clean, noisy, *, fresh_noise: bool, seed: int, epochs, device, workd
                           epochs=epochs or BEST.epochs)
     trained = train_and_save(BEST_NETWORK, recipe, noisy, clean=clean, checkpoint=checkpoint,
                              results_dir=workdir / name / "train_cnn", name=name, seed=seed,
-                             device=device, progress=False)
+                             device=device, progress=progress)
     scored = evaluate_checkpoint(checkpoint, noisy.test_images, noisy.test_labels,
                                  title_name=f"test-{noisy.source}_{noise}",
                                  test_set={**noisy.summary(), "split": "test"},
@@ -93,32 +93,34 @@ def run_cnn(clean, noisy, *, fresh_noise: bool, seed: int, epochs, device, workd
             "fresh_noise": recipe.fresh_noise}
 
 
-def run_dense(key: str, splits, seed: int, epochs, device) -> dict:
+def run_dense(key: str, splits, seed: int, epochs, device, progress: bool = False) -> dict:
     config = study.MODELS[key]
     if epochs is not None:
         config = config.replace(epochs=epochs)
     trained = study.train(config, *splits.split("train"), *splits.split("val"), seed=seed,
-                          device=device, progress=False, desc=key)
+                          device=device, progress=progress, desc=key)
     report = study.score(trained, *splits.split("test"))
     return {"model": study.describe(config), "test_accuracy": report["accuracy"],
             "val_accuracy": trained.history.val_accuracy, "n_train": len(splits.train_labels),
             "train_seconds": trained.history.train_seconds}
 
 
-def one_seed(_, *, source: str, data_dir: str | None, noise: str, seed: int, epochs, device,
-             workdir: str) -> dict:
-    """One cell of the benchmark's study: every model trained and scored from one seed."""
+def one_seed(shared: dict, *, source: str, data_dir: str | None, noise: str, seed: int, epochs,
+             device, workdir: str) -> dict:
+    """One cell of the benchmark's study: every model trained and scored from one seed
+    (``shared["progress"]``: whether each training shows its epochs)."""
     clean = load_mnist(source, root=data_dir, seed=seed)
     noisy = corrupt_splits(clean, noise, seed)
+    progress = shared["progress"]
     common = {"seed": seed, "epochs": epochs, "device": device, "workdir": Path(workdir),
-              "noise": noise}
+              "noise": noise, "progress": progress}
     results = {"cnn": run_cnn(clean, noisy, fresh_noise=True, **common),
                "cnn_fixed_noise": run_cnn(clean, noisy, fresh_noise=False, **common)}
     threads = torch.get_num_threads()
     devices.set_threads(1, device)  # small dense networks: a second thread mostly waits
     try:
         for key in ("dnn", "dnn_improved"):
-            results[key] = run_dense(key, noisy, seed, epochs, device)
+            results[key] = run_dense(key, noisy, seed, epochs, device, progress)
     finally:
         torch.set_num_threads(threads)
     print(f"seed {seed}: " + ", ".join(f"{k} {results[k]['test_accuracy']:.4f}" for k in MODELS),
@@ -173,7 +175,10 @@ def main(argv=None):
                    "epochs": SMOKE.epochs if args.quick else args.epochs, "workdir": str(workdir)})
              for seed in seeds]
     store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
-    results = run_study(cells, folder=store, execution=execution, device=device,
+    # A seed is four trainings, each minutes on the full MNIST: their epochs show when the
+    # seeds go through this process.
+    shared = {"progress": execution.in_this_process(device)}
+    results = run_study(cells, shared=shared, folder=store, execution=execution, device=device,
                         desc="benchmark seeds")
     per_seed = dict(zip(seeds, results, strict=True))
     summary = summarise(per_seed, seeds)

@@ -200,6 +200,19 @@ def test_study_options_are_checked():
                       shared=0, progress=False)
 
 
+
+def test_only_runs_in_this_process_show_their_own_progress(monkeypatch):
+    # A run's epoch bar belongs on the user's terminal only when no worker runs it.
+    monkeypatch.setattr("digitlab.engine.parallel.usable_cores", lambda: 2)
+    cpu = torch.device("cpu")
+    assert Execution().in_this_process(cpu)
+    assert Execution(workers="1", threads=2).in_this_process(cpu)
+    assert not Execution(workers=2).in_this_process(cpu)
+    assert not Execution(workers="auto").in_this_process(cpu)  # one worker per core
+    assert not Execution(scheduler="tcp://127.0.0.1:8786").in_this_process(cpu)
+    monkeypatch.setattr("digitlab.engine.parallel.usable_cores", lambda: 1)
+    assert Execution(workers="auto").in_this_process(cpu)  # one core: one worker, here
+
 def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):
     monkeypatch.setattr("digitlab.engine.parallel.CONNECT_TIMEOUT", "2s")
     with pytest.raises(UserError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):

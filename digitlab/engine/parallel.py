@@ -199,6 +199,11 @@ class Execution:
             return threads_per_run(workers, self.threads)
         return None
 
+    def in_this_process(self, device: torch.device | None = None) -> bool:
+        """Whether the runs go one after the other in this process, where a run's own
+        progress bar shows on the user's terminal (a worker's would garble it or be lost)."""
+        return not self.scheduler and resolve_workers(self.workers, device) == 1
+
     def describe(self, device: torch.device | None = None) -> dict[str, Any]:
         """What a results file records of where its runs went."""
         workers = 1 if self.scheduler else resolve_workers(self.workers, device)
