@@ -190,7 +190,7 @@ def main(argv=None):
     store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
     # A full-MNIST run is minutes: its epochs show when the runs go through this process.
     shared = {"source": args.source, "data_dir": args.data_dir,
-              "progress": not args.no_progress and execution.in_this_process(device)}
+              "progress": not args.no_progress and execution.in_this_process(device, len(cells))}
     results = run_study(cells, shared=shared,
                         folder=store, execution=execution, device=device,
                         desc="benchmark runs", progress=not args.no_progress)

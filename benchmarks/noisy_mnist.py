@@ -177,7 +177,7 @@ def main(argv=None):
     store = output.with_name(output.stem + "_runs")  # kept only while the study is unfinished
     # A seed is four trainings, each minutes on the full MNIST: their epochs show when the
     # seeds go through this process.
-    shared = {"progress": execution.in_this_process(device)}
+    shared = {"progress": execution.in_this_process(device, len(cells))}
     results = run_study(cells, shared=shared, folder=store, execution=execution, device=device,
                         desc="benchmark seeds")
     per_seed = dict(zip(seeds, results, strict=True))

@@ -208,6 +208,7 @@ def test_only_runs_in_this_process_show_their_own_progress(monkeypatch):
     assert Execution().in_this_process(cpu)
     assert Execution(workers="1", threads=2).in_this_process(cpu)
     assert not Execution(workers=2).in_this_process(cpu)
+    assert Execution(workers=2).in_this_process(cpu, runs=1)  # no worker for a single run
     assert not Execution(workers="auto").in_this_process(cpu)  # one worker per core
     assert not Execution(scheduler="tcp://127.0.0.1:8786").in_this_process(cpu)
     monkeypatch.setattr("digitlab.engine.parallel.usable_cores", lambda: 1)
@@ -219,6 +220,22 @@ def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):
         run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
                   execution=Execution(scheduler="tcp://127.0.0.1:9"))
 
+
+
+def add_offset(shared, *, value):
+    return {"sum": torch.tensor([value + shared["offset"]])}
+
+
+def test_a_study_and_another_client_on_one_cluster_keep_their_own_shared_data(cluster):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster.scheduler_address) as other:
+        # Another study in flight holds data under the same names as this one's.
+        held = other.scatter({"offset": 100}, broadcast=True)
+        results = run_study([Cell(f"value {v}", add_offset, {"value": v}) for v in (1, 2)],
+                            shared={"offset": 10}, progress=False,
+                            execution=Execution(scheduler=cluster.scheduler_address))
+        assert [r["sum"].item() for r in results] == [11, 12]
+        assert other.gather(held["offset"]) == 100
 
 def test_the_recipe_comparison_on_a_cluster_matches_one_worker(cluster, tmp_path):
     """The script's --scheduler and --workers 1 (one thread per run) write the same

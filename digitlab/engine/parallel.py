@@ -199,10 +199,11 @@ class Execution:
             return threads_per_run(workers, self.threads)
         return None
 
-    def in_this_process(self, device: torch.device | None = None) -> bool:
-        """Whether the runs go one after the other in this process, where a run's own
-        progress bar shows on the user's terminal (a worker's would garble it or be lost)."""
-        return not self.scheduler and resolve_workers(self.workers, device) == 1
+    def in_this_process(self, device: torch.device | None = None, runs: int | None = None) -> bool:
+        """Whether a study of ``runs`` runs goes one run after another in this process, where
+        a run's own progress bar shows on the user's terminal (a worker's would garble it or
+        be lost); as :func:`run_study` decides, which starts no more workers than runs."""
+        return not self.scheduler and (resolve_workers(self.workers, device) == 1 or runs == 1)
 
     def describe(self, device: torch.device | None = None) -> dict[str, Any]:
         """What a results file records of where its runs went."""
@@ -276,7 +277,10 @@ def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
             raise UserError(f"Dask workers {sorted(threaded)} run {max(threaded.values())} "
                             "threads each; start them with --nthreads 1 (one run per "
                             "process keeps each run's random numbers its own).")
-        shared_future = client.scatter(shared, broadcast=True) if shared is not None else None
+        # One object under a random key: a dict scattered as is would be stored under its own
+        # keys ("train", "x"), which another client on the cluster may hold other data under.
+        shared_future = (client.scatter([shared], broadcast=True, hash=False)[0]
+                         if shared is not None else None)
         run_id = uuid.uuid4().hex[:8]
         submitted = {}
         for index, cell in todo:
