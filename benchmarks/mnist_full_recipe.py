@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/mnist_full_recipe.py --data-dir ../mnist   # a full MNIST folder
-    python benchmarks/mnist_full_recipe.py --quick --data-dir DIR # 1 epoch on 2,000 digits
+    python benchmarks/mnist_full_recipe.py --quick --data-dir DIR # 1 epoch on a few hundred digits
 
 Every candidate (``digitlab.mnist.recipes.CANDIDATES_FULL``: a network and a
 recipe meant to train in at most 10 minutes on 2 CPU cores) trains on the 55,000 training
@@ -81,8 +81,9 @@ def main(argv=None):
     devices.set_threads(None, device)
     splits = load_mnist("local", root=args.data_dir or paths.mnist_raw_dir(), seed=args.seed)
     if not args.quick and len(splits.train_labels) + len(splits.val_labels) < FULL_SCALE_TRAIN:
-        raise UserError(f"{splits.description} is not the full MNIST; pass --data-dir with "
-                        "the four files of the 70,000 digits (or --quick).")
+        raise UserError(f"{splits.description} is not a full-size set; pass --data-dir with "
+                        f"a folder of at least {FULL_SCALE_TRAIN:,} training digits, such as "
+                        "the full MNIST's 60,000 (or --quick).")
     if args.quick:
         splits = SMOKE.splits(splits)
     output = output_path(paths.mnist_results() / "recipe_selection_full.json",

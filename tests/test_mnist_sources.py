@@ -133,6 +133,32 @@ def test_local_folder_raw_gz_and_torchvision_layout(tmp_path, layout, compress):
     assert len(np.unique(together, axis=0)) == 120
 
 
+
+@pytest.mark.parametrize("own_folder", [False, True])
+def test_the_dotted_spelling_of_an_unzipped_kaggle_copy_loads(tmp_path, own_folder):
+    # train-images.idx3-ubyte, or train-images.idx3-ubyte/train-images.idx3-ubyte
+    train, test = tiny_set(120, 0), tiny_set(30, 1)
+    folder = write_mnist_folder(tmp_path / "kaggle", train, test, compress=False)
+    for name in FILES.values():
+        dotted = name.replace("-idx", ".idx")
+        target = folder / dotted / dotted if own_folder else folder / dotted
+        target.parent.mkdir(exist_ok=True)
+        (folder / name).rename(target)
+    splits = load_mnist("local", root=folder)
+    assert np.array_equal(splits.test_images, test[0])
+    assert np.array_equal(splits.test_labels, test[1])
+
+
+def test_a_folder_without_every_file_is_told_which_are_missing(tmp_path):
+    folder = write_mnist_folder(tmp_path / "partial", tiny_set(120, 0), tiny_set(30, 1))
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(UserError, match=r"\(missing: t10k-labels-idx1-ubyte\[\.gz\]\)"):
+        load_local(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"\(none of train-images-idx3-ubyte\[\.gz\], "
+                                        r"train-labels"):
+        load_local(tmp_path / "empty")
+
 def test_auto_prefers_local_then_download_then_embedded(project_root, tiny_folder, server):
     base, md5, _ = server
     assert load_mnist("auto", root=tiny_folder).source == "local"

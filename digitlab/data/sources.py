@@ -106,20 +106,38 @@ def load_embedded(seed: int = 0) -> Splits:
 
 # --- local folder ----------------------------------------------------------------------
 
+def _candidates(folder: Path, name: str) -> list[Path]:
+    """Where one file may be: its standard name, raw or .gz; the spelling with a dot
+    (``train-images.idx3-ubyte``), as an unzipped Kaggle copy has it; and either one in a
+    folder of its own name, as that archive unpacks."""
+    dotted = name.replace("-idx", ".idx")
+    names = [name, f"{name}.gz", dotted, f"{dotted}.gz"]
+    return [folder / n for n in names] + [folder / n / n for n in (name, dotted)]
+
+
+def _found_in(folder: Path) -> dict[str, Path]:
+    found = {}
+    for key, name in FILES.items():
+        hit = next((p for p in _candidates(folder, name) if p.is_file()), None)
+        if hit is not None:
+            found[key] = hit
+    return found
+
+
 def find_local_files(root: str | os.PathLike) -> dict[str, Path] | None:
     """The four files under ``root`` (raw or .gz, any known layout), or None if incomplete."""
-    root = Path(root)
     for layout in _LAYOUTS:
-        folder = root / layout
-        found = {}
-        for key, name in FILES.items():
-            candidates = [folder / name, folder / f"{name}.gz"]
-            hit = next((p for p in candidates if p.is_file()), None)
-            if hit is not None:
-                found[key] = hit
+        found = _found_in(Path(root) / layout)
         if len(found) == len(FILES):
             return found
     return None
+
+
+def _missing(root: Path) -> str:
+    """What a folder lacks, said from the layout that holds most of the files."""
+    found = max((_found_in(root / layout) for layout in _LAYOUTS), key=len)
+    lacking = [f"{name}[.gz]" for key, name in FILES.items() if key not in found]
+    return f"missing: {', '.join(lacking)}" if found else f"none of {', '.join(lacking)}"
 
 
 def load_local(root: str | os.PathLike | None = None, seed: int = 0,
@@ -128,9 +146,9 @@ def load_local(root: str | os.PathLike | None = None, seed: int = 0,
     root = Path(root) if root is not None else paths.mnist_raw_dir()
     files = find_local_files(root)
     if files is None:
-        names = ", ".join(f"{n}[.gz]" for n in FILES.values())
-        raise UserError(f"{root} does not hold the four MNIST-format files ({names}); "
-                        "choose the source 'download' or 'embedded', or a folder that has them.")
+        raise UserError(f"{root} does not hold the four MNIST-format files ({_missing(root)}); "
+                        "give a folder that has them, or, where the script offers --source, "
+                        "choose 'download' or 'embedded'.")
     train_x, train_y = load_idx_pair(files["train_images"], files["train_labels"])
     test_x, test_y = load_idx_pair(files["test_images"], files["test_labels"])
     if train_x.shape[1:] != test_x.shape[1:]:
