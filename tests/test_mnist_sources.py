@@ -75,6 +75,14 @@ def test_download_from_a_good_mirror_then_load(project_root, server):
     assert sorted(p.name for p in (project_root / "data/raw/mnist").iterdir()) == sorted(md5)
 
 
+
+def test_a_download_reads_the_verified_files_not_a_raw_copy_beside_them(tmp_path, server):
+    base, md5, _ = server
+    stale = write_mnist_folder(tmp_path / "dl", tiny_set(60, 7), tiny_set(20, 8), compress=False)
+    splits = load_mnist("download", root=stale, mirrors=[f"{base}/good/"], md5=md5,
+                        progress=False)
+    assert np.array_equal(splits.test_images, tiny_set(30, 1)[0])  # what the server has
+
 def test_404_moves_on_to_the_next_mirror(tmp_path, server):
     base, md5, requests = server
     dest = download_mnist(tmp_path / "dl", mirrors=[f"{base}/missing/", f"{base}/good/"],

@@ -141,10 +141,11 @@ def _missing(root: Path) -> str:
 
 
 def load_local(root: str | os.PathLike | None = None, seed: int = 0,
-               source: str = "local") -> Splits:
-    """Load an MNIST-format folder; validation = a stratified 1/12 of its training set."""
+               source: str = "local", files: dict[str, Path] | None = None) -> Splits:
+    """Load an MNIST-format folder (``files``: the four paths to read, if already known);
+    validation = a stratified 1/12 of its training set."""
     root = Path(root) if root is not None else paths.mnist_raw_dir()
-    files = find_local_files(root)
+    files = files or find_local_files(root)
     if files is None:
         raise UserError(f"{root} does not hold the four MNIST-format files ({_missing(root)}); "
                         "give a folder that has them, or, where the script offers --source, "
@@ -243,7 +244,11 @@ def _download_one(name: str, expected: str, dest: Path, mirrors: Sequence[str],
 
 def load_download(root: str | os.PathLike | None = None, seed: int = 0,
                   **download_kw) -> Splits:
-    return load_local(download_mnist(root, **download_kw), seed, source="download")
+    dest = download_mnist(root, **download_kw)
+    # The verified .gz files themselves: a raw copy beside them (which a folder search would
+    # prefer) is nobody's checksum.
+    verified = {key: dest / f"{name}.gz" for key, name in FILES.items()}
+    return load_local(dest, seed, source="download", files=verified)
 
 
 # --- choosing a source -----------------------------------------------------------------
