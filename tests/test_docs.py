@@ -175,22 +175,27 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def normalised(name: str) -> str:
+    """A package name as pip compares them (PEP 503): lower case, runs of -_. as one -."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
 
 def required_packages(requirements: str) -> set[str]:
-    """The package names of a requirements file, lower case, without extras or versions."""
+    """The package names of a requirements file, without extras or versions (options such
+    as ``-r other.txt`` are not packages)."""
     names = (re.match(r"[A-Za-z0-9._-]+", line.strip()) for line in requirements.splitlines()
-             if line.strip() and not line.lstrip().startswith("#"))
-    return {m.group(0).lower() for m in names if m}
+             if line.strip() and not line.lstrip().startswith(("#", "-")))
+    return {normalised(m.group(0)) for m in names if m}
 
 
 def explained_packages(readme: str) -> set[str]:
     """The packages named in the first column of the README's dependency table."""
-    section = readme.partition("## Dependencies")[2].partition("\n## ")[0]
+    section = ("\n" + readme).partition("\n## Dependencies")[2].partition("\n## ")[0]
     names = set()
     for row in re.findall(r"^\|([^|]+)\|", section, re.MULTILINE):
         for name in re.sub(r"\(.*?\)|\[.*?\]", "", row).split(","):
-            names.add(name.strip().lower())
-    return names - {"package", "---", ""}
+            names.add(normalised(name))
+    return names - {"package", "-", ""}
 
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 IDS = [p.relative_to(ROOT).as_posix() for p in DOCS]
@@ -226,6 +231,7 @@ def test_every_requirement_is_explained_in_the_readme():
     assert {"torch", "dask", "joblib"} <= required  # the parser reads the real file
     assert sorted(required - explained_packages(README.read_text())) == []
 
+
 def test_the_checks_catch_what_does_not_exist(tmp_path):
     made_up = ("Run `scripts/no_such_script.py` or `make no-such-target DEVICE=cuda`;\n"
                "see `digitlab/engine/run.py`, `benchmarks/*.nope`, `ghost.py` and\n"
@@ -247,7 +253,8 @@ def test_the_checks_catch_what_does_not_exist(tmp_path):
             "[studies](docs/studies.md)\n")
     assert missing_paths(fine) == []
     assert make_targets_named(fine) == {"all"}
-    requirements = "# comment\ntorch==2.13.0\ndask[distributed]>=2024.8\nNew-Lib>=1\n"
+    requirements = ("# comment\ntorch==2.13.0\ndask[distributed]>=2024.8\nNew_Lib>=1\n"
+                    "-r more.txt\n")
     table = ("## Dependencies\n\n| package | why |\n| --- | --- |\n"
              "| torch (pinned `2.13.0`) | nets |\n| numpy, dask[distributed] | arrays |\n"
              "\n## Next\n\n| new-lib | a row of another table |\n")

@@ -75,13 +75,13 @@ def test_download_from_a_good_mirror_then_load(project_root, server):
     assert sorted(p.name for p in (project_root / "data/raw/mnist").iterdir()) == sorted(md5)
 
 
-
 def test_a_download_reads_the_verified_files_not_a_raw_copy_beside_them(tmp_path, server):
     base, md5, _ = server
     stale = write_mnist_folder(tmp_path / "dl", tiny_set(60, 7), tiny_set(20, 8), compress=False)
     splits = load_mnist("download", root=stale, mirrors=[f"{base}/good/"], md5=md5,
                         progress=False)
     assert np.array_equal(splits.test_images, tiny_set(30, 1)[0])  # what the server has
+
 
 def test_404_moves_on_to_the_next_mirror(tmp_path, server):
     base, md5, requests = server
@@ -141,7 +141,6 @@ def test_local_folder_raw_gz_and_torchvision_layout(tmp_path, layout, compress):
     assert len(np.unique(together, axis=0)) == 120
 
 
-
 @pytest.mark.parametrize("own_folder", [False, True])
 def test_the_dotted_spelling_of_an_unzipped_kaggle_copy_loads(tmp_path, own_folder):
     # train-images.idx3-ubyte, or train-images.idx3-ubyte/train-images.idx3-ubyte
@@ -166,6 +165,7 @@ def test_a_folder_without_every_file_is_told_which_are_missing(tmp_path):
     with pytest.raises(UserError, match=r"\(none of train-images-idx3-ubyte\[\.gz\], "
                                         r"train-labels"):
         load_local(tmp_path / "empty")
+
 
 def test_auto_prefers_local_then_download_then_embedded(project_root, tiny_folder, server):
     base, md5, _ = server

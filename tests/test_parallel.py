@@ -200,7 +200,6 @@ def test_study_options_are_checked():
                       shared=0, progress=False)
 
 
-
 def test_only_runs_in_this_process_show_their_own_progress(monkeypatch):
     # A run's epoch bar belongs on the user's terminal only when no worker runs it.
     monkeypatch.setattr("digitlab.engine.parallel.usable_cores", lambda: 2)
@@ -214,12 +213,12 @@ def test_only_runs_in_this_process_show_their_own_progress(monkeypatch):
     monkeypatch.setattr("digitlab.engine.parallel.usable_cores", lambda: 1)
     assert Execution(workers="auto").in_this_process(cpu)  # one core: one worker, here
 
+
 def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):
     monkeypatch.setattr("digitlab.engine.parallel.CONNECT_TIMEOUT", "2s")
     with pytest.raises(UserError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
                   execution=Execution(scheduler="tcp://127.0.0.1:9"))
-
 
 
 def add_offset(shared, *, value):
@@ -236,6 +235,7 @@ def test_a_study_and_another_client_on_one_cluster_keep_their_own_shared_data(cl
                             execution=Execution(scheduler=cluster.scheduler_address))
         assert [r["sum"].item() for r in results] == [11, 12]
         assert other.gather(held["offset"]) == 100
+
 
 def test_the_recipe_comparison_on_a_cluster_matches_one_worker(cluster, tmp_path):
     """The script's --scheduler and --workers 1 (one thread per run) write the same
