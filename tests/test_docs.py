@@ -197,6 +197,7 @@ def explained_packages(readme: str) -> set[str]:
             names.add(normalised(name))
     return names - {"package", "-", ""}
 
+
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 IDS = [p.relative_to(ROOT).as_posix() for p in DOCS]
 

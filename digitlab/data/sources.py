@@ -124,18 +124,21 @@ def _found_in(folder: Path) -> dict[str, Path]:
     return found
 
 
+def _best_layout(root: Path) -> dict[str, Path]:
+    """The files of the layout under ``root`` that holds most of them (the first complete
+    one in :data:`_LAYOUTS` order)."""
+    return max((_found_in(root / layout) for layout in _LAYOUTS), key=len)
+
+
 def find_local_files(root: str | os.PathLike) -> dict[str, Path] | None:
     """The four files under ``root`` (raw or .gz, any known layout), or None if incomplete."""
-    for layout in _LAYOUTS:
-        found = _found_in(Path(root) / layout)
-        if len(found) == len(FILES):
-            return found
-    return None
+    found = _best_layout(Path(root))
+    return found if len(found) == len(FILES) else None
 
 
 def _missing(root: Path) -> str:
     """What a folder lacks, said from the layout that holds most of the files."""
-    found = max((_found_in(root / layout) for layout in _LAYOUTS), key=len)
+    found = _best_layout(root)
     lacking = [f"{name}[.gz]" for key, name in FILES.items() if key not in found]
     return f"missing: {', '.join(lacking)}" if found else f"none of {', '.join(lacking)}"
 
