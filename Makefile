@@ -10,10 +10,14 @@ SEED ?= 0
 DEVICE ?= auto
 # Where a study's independent runs go: WORKERS local processes (auto: one per core, or per
 # GPU), or the Dask cluster whose scheduler is at SCHEDULER (tcp://host:8786).
+# FRESH=1 reruns every run of a study instead of reusing the ones stored by an earlier
+# (interrupted) run; stored runs are reused only for the same inputs and code anyway.
 WORKERS ?= 1
 SCHEDULER ?=
-STUDY := --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
-NB_STUDY := -p workers $(WORKERS) -p scheduler $(or $(SCHEDULER),null)
+FRESH ?=
+FRESH_FLAG := $(if $(filter-out 0 no false,$(FRESH)),--fresh)
+STUDY := --workers $(WORKERS) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(FRESH_FLAG)
+NB_STUDY := -p workers $(WORKERS) -p scheduler $(or $(SCHEDULER),null) $(if $(FRESH_FLAG),-p fresh true)
 # A local MNIST-format folder (the four IDX files) for every step that reads MNIST, e.g.
 # `make all MNIST_DIR=~/datasets/mnist`; empty: each step's own default (`auto`).
 MNIST_DIR ?=
@@ -32,7 +36,7 @@ PIPELINE_VARS = $(if $(MNIST_DIR),MNIST_DIR=$(MNIST_DIR)) $(if $(OUT),OUT=$(OUT)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all minimnist mnist noisy generator app test lint clean notebooks-sync \
+.PHONY: help setup all all-begin minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe mnist-full-recipe noisy-bench noisy-recipe app-bench classify-bench \
 	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot
 
@@ -49,8 +53,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
 
-all: minimnist mnist noisy generator ## Run the whole pipeline (on MNIST_DIR if given) into results/, ending with results/index.html
-	$(PY) scripts/summarize.py
+all: all-begin minimnist mnist noisy generator ## Run the whole pipeline (on MNIST_DIR if given) into results/, ending with results/index.html
+	$(PY) scripts/summarize.py --end
+
+# The first step of `make all`: mark the run as started and put a "not finished" banner on
+# results/index.html, which --end replaces; an interrupted run leaves the banner.
+all-begin: setup
+	$(PY) scripts/summarize.py --begin
 
 minimnist: setup ## Mini MNIST: generate, preprocess, cluster, evaluate, split, train the MLP
 	$(PY) scripts/generate_data.py --seed $(SEED)
@@ -77,12 +86,12 @@ slides: setup ## The CNN project's slide deck, results/mnist/slides.pdf, from it
 	$(PY) scripts/make_slides.py
 
 mnist-bench: setup ## MNIST CNNs: best CNN vs the PyTorch example network over 3 seeds, speed and accuracy (several minutes)
-	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE) $(MNIST_DATA)
+	$(PY) benchmarks/mnist_cnn.py --device $(DEVICE) $(MNIST_DATA) $(FRESH_FLAG)
 
 mnist-full-recipe: setup ## MNIST CNNs: how the full-MNIST recipe was chosen: candidates trained on 55,000 digits, scored on the 5,000 validation digits (needs MNIST_DIR or data/raw/mnist; long on a CPU)
 	$(PY) benchmarks/mnist_full_recipe.py --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR))
 
-mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=)
+mnist-recipe: setup ## MNIST CNNs: how the best CNN's recipe was chosen, by cross-validation without the test split (19 candidates x 4 folds: the longest run; WORKERS=, SCHEDULER=, FRESH=1)
 	$(PY) benchmarks/mnist_cnn_recipe.py --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)
 
 workers-bench: setup ## Studies: the recipe comparison (2 candidates x 4 folds) on 1 then 2 worker processes, one thread per run: wall times, speed-up, identical tables
@@ -93,7 +102,7 @@ noisy: setup ## Noisy MNIST: build the noisy sets, compare DNNs and CNNs
 	$(PY) scripts/run_notebook.py noisy_mnist -p seed $(SEED) -p device $(DEVICE) $(NB_STUDY)
 
 noisy-bench: setup ## Noisy MNIST target: best CNN vs DNNs on AWGN digits over 3 seeds (several minutes)
-	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE) $(MNIST_DATA)
+	$(PY) benchmarks/noisy_mnist.py --device $(DEVICE) $(MNIST_DATA) $(FRESH_FLAG)
 
 noisy-recipe: setup ## Noisy MNIST: the best CNN's recipe candidates compared on awgn digits by cross-validation (as long as mnist-recipe)
 	$(PY) benchmarks/mnist_cnn_recipe.py --noise awgn --seed $(SEED) --device $(DEVICE) $(STUDY) $(MNIST_DATA)

@@ -289,7 +289,8 @@ def add_study_options(parser: argparse.ArgumentParser, threads: bool = True) -> 
                                 "workers; runs with the same threads give the same numbers)")
     group.add_argument("--fresh", action="store_true",
                        help="rerun every run instead of reusing the ones a previous "
-                            "(interrupted) run of the study stored")
+                            "(interrupted) run of the study stored for the same inputs "
+                            "and code (make FRESH=1)")
 
 
 def execution_from_args(args: argparse.Namespace):

@@ -192,16 +192,82 @@ def _deferred_target(path: Path) -> Iterator[tuple[Path, Path]]:
             os.unlink(tmp)
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a group of files that belong together (the noisy sets and their manifest)
+    in a temporary sibling of the folder ``path``; on success swap it into place.
+
+    The swap is two renames, old folder away, new folder in, then the old one is
+    deleted; so readers see the complete old group or the complete new one, never a
+    mix. On any exception (including KeyboardInterrupt) the temporary folder is removed
+    and ``path`` is left untouched. Only a hard kill between the two renames (microseconds)
+    can leave ``path`` missing, with the old group kept beside it as ``.NAME.*.old``.
+    """
+    path = Path(path).resolve()  # a symlinked folder is swapped where its files are
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new"))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        _swap_folder(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_folder(new: Path, path: Path) -> None:
+    """Rename ``new`` to ``path``, moving an existing ``path`` away first and deleting it
+    after; if the second rename fails, the old folder is put back."""
+    if not path.exists():
+        os.rename(new, path)
+        return
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    os.rmdir(old)  # only its unique name is wanted
+    os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` to disk before the folder becomes visible."""
+    for file in folder.rglob("*"):
+        if file.is_file():
+            with open(file, "rb+") as handle:
+                os.fsync(handle.fileno())
+
+
 def metrics_document(metrics: dict[str, Any], *, seed: int | None,
                      config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """The content of a ``metrics.json``: the numbers and what reproduces them."""
     return _jsonable({"metrics": metrics, **extra, "run": run_metadata(seed, config)})
 
 
+def json_text(data: dict[str, Any]) -> str:
+    """The text :func:`save_json` writes. NaN and infinities, which JSON cannot hold (a
+    diverged loss, a score of nothing), become null, as the results table and the
+    generator's bandwidth search already read a value that is not a number."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(_jsonable(data)), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def save_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as JSON (:func:`json_text`), atomically."""
+    text = json_text(data)
     with atomic_write(path) as handle:
-        json.dump(_jsonable(data), handle, indent=2, sort_keys=False)
-        handle.write("\n")
+        handle.write(text)
     return Path(path)
 
 

@@ -13,12 +13,23 @@ data source) with the figures ``cumulative_variance.png``,
 ``bandwidth_cv.png`` (when the bandwidth is chosen by CV), ``samples.png``
 (generated next to real digits) and ``per_digit.png`` (one row per digit).
 On the offline default data (3,500 training images) it takes under a minute.
+
+The model, the figures and ``metrics.json`` land together: each is written to a
+temporary file beside its target, and only when all are complete are they
+renamed into place, the model first and ``metrics.json`` last
+(:func:`digitlab.repro.atomic_targets`; an error or Ctrl-C leaves every old file as
+it was). The model and its metrics live in two folders (``models/``,
+``results/``), which no single folder swap covers, so both also carry one new
+``run_id``: a reader that pairs them (the notebook's
+:func:`digitlab.generator.pca_kde.saved_fit`) uses them only when the ids agree,
+which a hard kill between two renames cannot fake.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +45,7 @@ from digitlab.cli import (
 from digitlab.data.sources import load_mnist
 from digitlab.generator import pca_kde
 from digitlab.plots import image_mosaic, line_plot
-from digitlab.repro import save_figure, save_metrics, set_seed
+from digitlab.repro import atomic_targets, save_figure, save_metrics, set_seed
 
 CURVE_POINTS = (10, 20, 50, 100, 200)
 
@@ -79,29 +90,45 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def write_figures(model, search, curve, splits, out: Path, seed: int) -> None:
+def make_figures(model, search, curve, splits, seed: int) -> dict:
+    """The figures of one fit by file name (``bandwidth_cv.png`` only when it was searched)."""
     k = np.arange(1, len(curve) + 1)
-    save_figure(line_plot(k, {"cumulative variance explained": curve},
-                          "PCA of MNIST digits", "components", "fraction of variance",
-                          marks={f"{model.n_components} components kept": model.n_components}),
-                out / "cumulative_variance.png")
+    figures = {"cumulative_variance.png": line_plot(
+        k, {"cumulative variance explained": curve}, "PCA of MNIST digits", "components",
+        "fraction of variance",
+        marks={f"{model.n_components} components kept": model.n_components})}
     if search is not None:
-        save_figure(line_plot(search.grid, {f"{search.folds}-fold CV": search.mean_scores},
-                              f"KDE bandwidth ({model.kernel} kernel)", "bandwidth",
-                              "held-out log-likelihood per image",
-                              errors={f"{search.folds}-fold CV": search.std_scores}, logx=True,
-                              marks={f"chosen: {search.best:.3g}": search.best}),
-                    out / "bandwidth_cv.png")
+        figures["bandwidth_cv.png"] = line_plot(
+            search.grid, {f"{search.folds}-fold CV": search.mean_scores},
+            f"KDE bandwidth ({model.kernel} kernel)", "bandwidth",
+            "held-out log-likelihood per image",
+            errors={f"{search.folds}-fold CV": search.std_scores}, logx=True,
+            marks={f"chosen: {search.best:.3g}": search.best})
     generated = model.sample(30, seed=seed)
     real = splits.test_images[:30]
-    save_figure(image_mosaic(np.concatenate([generated, real]), ncols=10,
-                             title="generated digits and real test digits",
-                             row_labels=["generated"] * 3 + ["real"] * 3),
-                out / "samples.png")
+    figures["samples.png"] = image_mosaic(np.concatenate([generated, real]), ncols=10,
+                                          title="generated digits and real test digits",
+                                          row_labels=["generated"] * 3 + ["real"] * 3)
     per_digit, digits = pca_kde.sample_per_digit(model, 10, seed=seed)
-    save_figure(image_mosaic(per_digit, ncols=10, title="ten samples of each digit",
-                             row_labels=[str(d) for d in digits[::10]]),
-                out / "per_digit.png")
+    figures["per_digit.png"] = image_mosaic(per_digit, ncols=10,
+                                            title="ten samples of each digit",
+                                            row_labels=[str(d) for d in digits[::10]])
+    return figures
+
+
+def save_fit(model, figures: dict, metrics: dict, output: Path, out: Path, *, seed: int,
+             config: dict, data: dict) -> str:
+    """Write the model, its figures and its metrics.json as one group (see the module's
+    docstring); return the run id that the model and the metrics share."""
+    run_id = uuid.uuid4().hex
+    model.metadata["run_id"] = run_id
+    names = list(figures)
+    with atomic_targets(output, *(out / name for name in names), out / "metrics.json") as tmp:
+        model.save(tmp[0])
+        for name, target in zip(names, tmp[1:-1], strict=True):
+            save_figure(figures[name], target)
+        save_metrics(tmp[-1], metrics, seed=seed, config=config, data=data, run_id=run_id)
+    return run_id
 
 
 @cli
@@ -138,9 +165,8 @@ def main(argv=None):
         "bandwidth_cv": search.as_dict() if search is not None else None,
         "fit_seconds": time.perf_counter() - start,
     }
-    write_figures(model, search, curve, splits, out, args.seed)
-    save_metrics(out / "metrics.json", metrics, seed=args.seed, config=vars(args), data=data)
-    model.save(output)  # last, so an interrupted run never leaves a new model beside old metrics
+    figures = make_figures(model, search, curve, splits, args.seed)
+    save_fit(model, figures, metrics, output, out, seed=args.seed, config=vars(args), data=data)
     print(f"{model.n_components} components explain {model.variance_explained:.1%} of the "
           f"training variance; bandwidth {model.bandwidth:.3g} ({metrics['bandwidth_source']})")
     print(f"model written to {output}; metrics and figures in {out}")

@@ -12,6 +12,14 @@ a clean-vs-noisy figure per type ``results/noisy_mnist/samples_<noise>.png``;
 and ``results/noisy_mnist/data_metrics.json`` with the source summary, the
 noise settings and the measured SNR of every noisy split. Takes a few seconds
 on the embedded 5,000 digits.
+
+The sets and the manifest land together: they are built in a temporary folder
+beside ``data/noisy_mnist`` that then replaces it whole (:func:`digitlab.repro.atomic_folder`),
+so an interrupted run leaves the old sets under their old manifest, never sets
+of two seeds side by side; sets of an earlier run that this one does not
+build are gone with the old folder. Figures and ``data_metrics.json`` follow,
+the metrics last. ``--output-dir`` must be a folder of its own (new, or one
+this script wrote): one that holds other files is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from digitlab.data import noise
 from digitlab.data.sources import load_mnist
 from digitlab.noisy.sets import (
     SPLITS,
+    check_own_folder,
     corrupt_splits,
     noise_parameters,
     save_manifest,
@@ -37,7 +46,7 @@ from digitlab.noisy.sets import (
     snr_report,
 )
 from digitlab.plots import image_grid
-from digitlab.repro import save_figure, save_metrics
+from digitlab.repro import atomic_folder, save_figure, save_metrics
 
 
 def sample_figure(clean: np.ndarray, noisy: np.ndarray, labels: np.ndarray, kind: str):
@@ -70,21 +79,25 @@ def main(argv=None):
     results = args.results_dir or paths.noisy_results()
     kinds = list(noise.NOISE_TYPES) if "all" in args.noise else list(dict.fromkeys(args.noise))
 
+    check_own_folder(out_dir)  # before minutes of work, not after
     splits = load_mnist(args.source, root=args.data_dir, seed=args.seed)
     summary = splits.summary()  # load_mnist logs the source and sizes
-    save_set(corrupt_splits(splits, "clean", args.seed), out_dir)
-    snrs = {}
+    snrs, noisy_tests = {}, {}
+    with atomic_folder(out_dir) as staging:
+        save_set(corrupt_splits(splits, "clean", args.seed), staging)
+        for kind in kinds:
+            noisy = corrupt_splits(splits, kind, args.seed)
+            save_set(noisy, staging)
+            snrs[kind] = {split: snr_report(getattr(splits, f"{split}_images"),
+                                            noisy.split(split)[0], kind) for split in SPLITS}
+            noisy_tests[kind] = noisy.test_images
+        save_manifest(staging, summary, args.seed, ["clean", *kinds])
     for kind in kinds:
-        noisy = corrupt_splits(splits, kind, args.seed)
-        folder = save_set(noisy, out_dir)
-        snrs[kind] = {split: snr_report(getattr(splits, f"{split}_images"),
-                                        noisy.split(split)[0], kind) for split in SPLITS}
-        fig = sample_figure(splits.test_images, noisy.test_images, splits.test_labels, kind)
+        fig = sample_figure(splits.test_images, noisy_tests[kind], splits.test_labels, kind)
         save_figure(fig, f"{results}/samples_{kind}.png")
         test_snr = snrs[kind]["test"]["snr_db"]
-        print(f"{kind:>14}: saved to {folder}; measured test SNR {test_snr:.2f} dB "
+        print(f"{kind:>14}: saved to {out_dir}/{kind}; measured test SNR {test_snr:.2f} dB "
               "(after clipping, 0 dBW reference)")
-    save_manifest(out_dir, summary, args.seed, ["clean", *kinds])
     save_metrics(f"{results}/data_metrics.json", {"measured_snr": snrs},
                  seed=args.seed, config={**vars(args), "noise": kinds},
                  data=summary, noise=noise_parameters())

@@ -20,6 +20,15 @@ from their summary.md files: by default "embedded digits (offline default)"
 each left out while its summary.md does not exist. --column replaces them.
 --readme-only rebuilds that table alone, reading no results tree: a tree whose
 JSON files are gone keeps its committed summary.md.
+
+`make all` begins with --begin and ends with --end. --begin records in
+RESULTS_DIR/.make_all.json that a run starts now and rewrites index.html at
+once with a banner saying the run has not finished, so an interrupted run never
+leaves the earlier run's page looking current. --end (run only when every step
+succeeded) records that the run finished, then writes the summary and the page
+as usual. Until then summary.md and the page say the run is unfinished, and
+the page tags each value, figure and notebook older than the run's start as
+"earlier run".
 """
 
 from __future__ import annotations
@@ -29,14 +38,18 @@ from pathlib import Path
 
 from digitlab import paths
 from digitlab.cli import cli, script_parser
-from digitlab.pipeline.dashboard import write_page
+from digitlab.pipeline.dashboard import write_page, write_run_page
 from digitlab.pipeline.summary import (
     ROWS,
     Column,
+    begin_run,
     check_readme,
     default_columns,
+    end_run,
+    read_run,
     readme_table,
     render,
+    run_note,
     update_readme,
 )
 from digitlab.repro import atomic_write
@@ -69,7 +82,20 @@ def main(argv=None):
     parser.add_argument("--readme-only", action="store_true",
                         help="only rebuild README.md's table from the columns' summary.md "
                              "(writes no summary.md and no results page)")
+    stage = parser.add_mutually_exclusive_group()
+    stage.add_argument("--begin", action="store_true",
+                       help="record that make all starts now and rewrite the results page "
+                            "with a banner saying the run has not finished (nothing else)")
+    stage.add_argument("--end", action="store_true",
+                       help="record that every step of make all succeeded, then summarise")
     args = parser.parse_args(argv)
+    if args.begin:
+        begin_run(args.results_dir)
+        page = write_run_page(args.results_dir, args.html or args.results_dir / "index.html")
+        print(f"make all begins: {page} says so until the run ends")
+        return
+    if args.end:
+        end_run(args.results_dir)
     if args.readme_only:
         update_readme(readme_table(args.column), args.readme)
         print(f"results table of {args.readme} rebuilt")
@@ -79,8 +105,9 @@ def main(argv=None):
     table = render(ROWS, args.results_dir)
     output = args.output or args.results_dir / "summary.md"
     # This tree's summary.md first: the README's table is read from it.
+    note = run_note(read_run(args.results_dir))
     with atomic_write(output) as handle:
-        handle.write("# digitlab results\n\n" + table)
+        handle.write("# digitlab results\n\n" + (f"{note}\n\n" if note else "") + table)
     if args.update_readme:
         columns = args.column or default_columns()
         update_readme(readme_table(columns), args.readme)

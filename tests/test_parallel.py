@@ -105,7 +105,7 @@ def test_a_killed_worker_is_replaced_and_the_study_completes_unchanged(digits, r
 
 
 def test_an_interrupted_study_reruns_only_what_is_missing(digits, reference, tmp_path,
-                                                          monkeypatch, caplog):
+                                                          monkeypatch, capsys):
     real_train, calls, first_pass = cv_module.train, [], [True]
 
     def train_failing_on_fold_4(*args, desc, **kwargs):
@@ -125,11 +125,10 @@ def test_an_interrupted_study_reruns_only_what_is_missing(digits, reference, tmp
 
     calls.clear()
     first_pass[0] = False
-    with caplog.at_level("INFO", logger="digitlab"):
-        resumed = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3, folder=tmp_path,
-                                 execution=execution)
+    resumed = cross_validate(NETWORK, RECIPE, *digits, folds=6, seed=3, folder=tmp_path,
+                             execution=execution)
     assert calls == ["fold 4"]
-    assert "reusing 5 of 6 finished runs" in caplog.text
+    assert "reused 5 of 6 stored runs" in capsys.readouterr().out
     same_scores(resumed, reference)
 
 
@@ -219,6 +218,17 @@ def test_no_scheduler_at_the_address_is_one_sentence(monkeypatch):
     with pytest.raises(UserError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
                   execution=Execution(scheduler="tcp://127.0.0.1:9"))
+
+
+def test_a_tls_scheduler_without_a_certificate_is_one_sentence():
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    unset = {"distributed.comm.tls.ca-file": None, "distributed.comm.tls.client.cert": None,
+             "distributed.comm.tls.client.key": None}
+    with dask.config.set(unset), pytest.raises(UserError, match="tls://127.0.0.1:9 needs "
+                                                              "this machine's TLS certificate"):
+        run_study([Cell("a", double, {"value": 1})], shared=0, progress=False,
+                  execution=Execution(scheduler="tls://127.0.0.1:9"))
 
 
 def add_offset(shared, *, value):

@@ -10,7 +10,8 @@ Loading uses ``weights_only=True``: a checkpoint never runs code.
 
 from __future__ import annotations
 
-import json
+import inspect
+import math
 import os
 import pickle
 import uuid
@@ -22,13 +23,19 @@ import torch
 from torch import nn
 
 from digitlab import devices
-from digitlab.engine.networks import NetworkSpec
+from digitlab.engine.networks import NetworkSpec, architectures
 from digitlab.errors import UserError
-from digitlab.repro import _jsonable, atomic_target, atomic_targets
+from digitlab.repro import _jsonable, atomic_target, atomic_targets, json_text
 
 FORMAT = "digitlab-checkpoint"
 VERSION = 2
 TRAIN_COMMAND = "scripts/train_cnn.py (make mnist)"
+# A network option that is a whole number sizes something (a width, hidden units, members,
+# a shift); one above this comes from a damaged or foreign file, and building it could
+# exhaust memory before its weights are compared with the file's.
+MAX_SIZE_OPTION = 4096
+# An option that is a list (channels, hidden layers) holds at most this many entries.
+MAX_LIST_OPTION = 64
 
 
 def checkpoint_payload(model: nn.Module, network: NetworkSpec, *, data: dict[str, Any],
@@ -65,7 +72,7 @@ def save_checkpoint_and_metrics(path: str | os.PathLike, model: nn.Module, netwo
                                  extra={**(extra or {}), "run_id": run_id})
     with atomic_targets(path, metrics_path) as (model_tmp, metrics_tmp):
         torch.save(payload, model_tmp)
-        metrics_tmp.write_text(json.dumps({**document, "run_id": run_id}, indent=2) + "\n")
+        metrics_tmp.write_text(json_text({**document, "run_id": run_id}))
     return run_id
 
 
@@ -102,7 +109,7 @@ def load_checkpoint(path: str | os.PathLike,
     """Rebuild the saved network on ``device``, in eval mode; return it and the
     checkpoint's info (network, data, metrics, extra, path)."""
     payload = read_payload(path)
-    network = NetworkSpec(payload["arch"], dict(payload.get("model_kwargs") or {}))
+    network = checked_network(path, payload)
     model = network.build()
     try:
         model.load_state_dict(payload["state_dict"])
@@ -115,3 +122,90 @@ def load_checkpoint(path: str | os.PathLike,
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     info.update(path=str(path), network=network)
     return model, info
+
+
+def checked_network(path: str | os.PathLike, payload: dict) -> NetworkSpec:
+    """The network a checkpoint names, once its options are ones its architecture's builder
+    takes, each in a sane range, and they build no more weights than the file holds; one
+    sentence naming the file otherwise. A damaged or foreign file thus never makes
+    :func:`load_checkpoint` allocate a network larger than the file's own weights."""
+    options = payload.get("model_kwargs") or {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise _bad_options(path, payload["arch"], f"options {options!r} are not named values")
+    builder = architectures().get(payload["arch"])
+    if builder is not None:  # an unknown name is refused by the build, listing the known ones
+        _check_option_names(path, payload["arch"], builder, options)
+    for name, value in options.items():
+        _check_option_value(path, payload["arch"], name, value)
+    network = NetworkSpec(payload["arch"], dict(options))
+    _check_weight_shapes(path, network, payload["state_dict"])
+    return network
+
+
+def _bad_options(path: str | os.PathLike, arch: str, problem: str) -> UserError:
+    return UserError(f"checkpoint {path} cannot rebuild its network {arch!r}: {problem}; "
+                     f"re-create it with {TRAIN_COMMAND}.")
+
+
+def _check_option_names(path, arch: str, builder, options: dict) -> None:
+    parameters = inspect.signature(builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              inspect.Parameter.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise _bad_options(path, arch, f"option {unknown[0]!r} is not one it takes (it takes "
+                                       f"{', '.join(sorted(accepted)) or 'none'})")
+
+
+def _check_option_value(path, arch: str, name: str, value, in_list: bool = False) -> None:
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_SIZE_OPTION:
+            raise _bad_options(path, arch, f"option {name}={value} is outside 0-{MAX_SIZE_OPTION}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _bad_options(path, arch, f"option {name}={value} is not a finite number")
+    elif isinstance(value, (list, tuple)) and not in_list:
+        if len(value) > MAX_LIST_OPTION:
+            raise _bad_options(path, arch, f"option {name} lists {len(value)} values, more "
+                                           f"than {MAX_LIST_OPTION}")
+        for item in value:
+            _check_option_value(path, arch, name, item, in_list=True)
+    else:
+        raise _bad_options(path, arch, f"option {name}={value!r} is not a number, a "
+                                       "true/false, a name or a list of numbers")
+
+
+def _check_weight_shapes(path, network: NetworkSpec, state: dict) -> None:
+    """Build the network without memory (PyTorch's meta device) and compare the shapes
+    of its weights with the file's before the real one is built."""
+    try:
+        with torch.device("meta"):
+            skeleton = network.build()
+    except (TypeError, ValueError) as err:  # the real build would fail the same way
+        raise _bad_options(path, network.arch, f"its options {network.options} are refused "
+                                               f"({str(err).strip().rstrip('.')})") from None
+    except (RuntimeError, NotImplementedError):
+        # A builder that computes with tensor values (a trial forward pass ending in .item())
+        # cannot be built on the meta device; its options were still bounded one by one.
+        return
+    wanted = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    held = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+    differs = [k for k in wanted if k in held and wanted[k] != held[k]]
+    if differs:
+        raise _misfit(path, network, f"weight {differs[0]!r} is {held[differs[0]]} in the file "
+                                     f"but {wanted[differs[0]]} in the network")
+    # Missing or extra names are left to load_state_dict, whose loading hooks may accept them;
+    # a network with more values than the file is refused here, before it takes memory.
+    needed, stored = sum(map(math.prod, wanted.values())), sum(map(math.prod, held.values()))
+    if needed > stored:
+        raise _misfit(path, network, f"it has {needed:,} weights, the file {stored:,}")
+
+
+def _misfit(path, network: NetworkSpec, problem: str) -> UserError:
+    return UserError(f"checkpoint {path} does not fit the network it names ({network.arch} "
+                     f"{network.options}: {problem}); re-create it with {TRAIN_COMMAND}.")

@@ -22,8 +22,9 @@ studies give identical numbers when they run with the same threads per run,
 whatever number of workers spreads them.
 
 With a ``folder``, each finished cell is written there atomically, with a
-fingerprint of its inputs; rerunning the study runs only the cells that are
-missing (or whose inputs changed) and says how many it reused. A cell that
+fingerprint of its inputs and its code (the source of the cell's function and of
+the whole digitlab package); rerunning the study runs only the cells that are
+missing (or whose inputs or code changed) and prints how many it reused. A cell that
 raises is reported by name with its one-sentence error once every other cell
 is done and stored; the study then raises :class:`StudyError`.
 """
@@ -31,11 +32,14 @@ is done and stored; the study then raises :class:`StudyError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import logging
 import os
 import re
 import traceback
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,14 +70,18 @@ class Cell:
     process or a Dask worker can run it; its result must be made of tensors,
     numbers, strings, lists and dicts, so that it can be stored and read back
     without running code. ``kwargs`` must have a stable ``repr`` (numbers,
-    strings, tuples, dataclasses such as ``NetworkSpec`` and ``Recipe``): it is the
-    cell's fingerprint. Arrays and tensors are refused there, since their ``repr`` is cut
-    short: name the data by :func:`fingerprint_arrays` of it instead.
+    strings, tuples, dataclasses such as ``NetworkSpec`` and ``Recipe``): it is part of
+    the cell's fingerprint, with the code of ``fn`` and of digitlab. Arrays and tensors are
+    refused there, since their ``repr`` is cut short: name the data by
+    :func:`fingerprint_arrays` of it instead.
     """
 
     name: str
     fn: Callable[..., Any]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Computed once: the files may be edited while the study runs, and a run must be stored
+    # under the code it ran, not the code on disk when it finished.
+    _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         arrays = [k for k, v in self.kwargs.items() if isinstance(v, (torch.Tensor, np.ndarray))]
@@ -82,9 +90,72 @@ class Cell:
                             f"arguments ({', '.join(arrays)}); name them by fingerprint_arrays.")
 
     def fingerprint(self) -> str:
-        function = f"{self.fn.__module__}.{self.fn.__qualname__}"
-        text = repr((function, sorted(self.kwargs.items())))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """A digest of the function's name and code, its arguments and digitlab's source:
+        a stored run is reused only when all of them are the same."""
+        if self._fingerprint is None:
+            function = f"{self.fn.__module__}.{self.fn.__qualname__}"
+            digest = hashlib.sha256(repr((function, sorted(self.kwargs.items()))).encode())
+            digest.update(function_digest(self.fn).encode())
+            digest.update(package_digest().encode())
+            object.__setattr__(self, "_fingerprint", digest.hexdigest()[:16])
+        return self._fingerprint
+
+
+def function_digest(fn: Callable[..., Any]) -> str:
+    """A digest of ``fn``'s source (a module's file, or a notebook cell, which IPython keeps
+    in :mod:`linecache`) and of its compiled code. The code also covers a function whose
+    source cannot be found, and one whose file was edited after it was imported."""
+    fn = inspect.unwrap(fn)
+    digest = hashlib.sha256()
+    try:
+        digest.update(inspect.getsource(fn).encode())
+    except (OSError, TypeError):  # built at run time (exec), or not a Python function
+        digest.update(b"no source")
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, types.CodeType):
+        _update_with_code(digest, code)
+    return digest.hexdigest()[:16]
+
+
+def _update_with_code(digest, code: types.CodeType) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())  # which globals and attributes it uses
+    for const in code.co_consts:  # nested functions and comprehensions are code objects
+        if isinstance(const, types.CodeType):
+            _update_with_code(digest, const)
+        else:
+            digest.update(_stable_repr(const).encode())
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` of a code constant, with sets sorted: their order follows string hashing,
+    which differs from one process to the next."""
+    if isinstance(value, frozenset):
+        return "frozenset(" + repr(sorted(_stable_repr(v) for v in value)) + ")"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_stable_repr(v) for v in value) + ")"
+    return repr(value)
+
+
+def source_digest(folder: str | os.PathLike) -> str:
+    """A digest of every ``.py`` file under ``folder`` (names and contents), skipping hidden
+    files and folders (editor backups, caches); no git needed."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def package_digest() -> str:
+    """:func:`source_digest` of the digitlab package, once per process: a study reuses no run
+    stored by other digitlab code (restart a notebook's kernel after editing the package)."""
+    return source_digest(Path(__file__).resolve().parents[1])
 
 
 def fingerprint_arrays(*arrays) -> str:
@@ -135,7 +206,8 @@ def threads_per_run(workers: int, threads: int | None = None) -> int:
 
 
 def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "-", name).strip("-").lower() or "run"
+    # Never a leading dot: hidden names are atomic_target's temporary files (see clear).
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", name).strip("-.").lower() or "run"
 
 
 class StudyStore:
@@ -174,10 +246,18 @@ class StudyStore:
                 raise TypeError(f"the result of {cell.name!r} cannot be stored: use tensors, "
                                 f"numbers, strings, lists and dicts ({err})") from None
 
-    def clear(self) -> None:
-        """Forget every stored run (e.g. once a timed benchmark has written its file)."""
-        for path in self.folder.glob("*.pt"):
-            path.unlink()
+    def finished(self) -> list[Path]:
+        """The stored runs' files; not the hidden temporary files (``.<slug>.<random>.pt``)
+        that :func:`~digitlab.repro.atomic_target` is writing for a run still finishing,
+        maybe in another process."""
+        return sorted(path for path in self.folder.glob("*.pt") if not path.name.startswith("."))
+
+    def clear(self, cells: Sequence[Cell] | None = None) -> None:
+        """Forget the stored runs of ``cells``, or every stored run (e.g. once a timed
+        benchmark has written its file); a run another process is writing is left alone."""
+        paths = self.finished() if cells is None else [self.path(cell) for cell in cells]
+        for path in paths:
+            path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -234,6 +314,10 @@ def _execute(index: int, cell: Cell, shared: Any, threads: int | None,
         return index, _Failure(cell.name, f"{type(err).__name__}: {err}")
 
 
+def _nothing() -> Iterator[tuple[int, Any]]:
+    yield from ()
+
+
 def _in_process(todo, shared, threads) -> Iterator[tuple[int, Any]]:
     before = torch.get_num_threads()
     try:
@@ -271,6 +355,12 @@ def _dask(todo, shared, threads, scheduler) -> Iterator[tuple[int, Any]]:
     except (OSError, TimeoutError) as err:
         raise UserError(f"no Dask scheduler answered at {scheduler} ({err}); start one "
                         "with `dask scheduler` or check the address.") from None
+    except TypeError as err:  # Dask's word for a tls:// address without certificates
+        if "TLS" not in str(err):
+            raise
+        raise UserError(f"{scheduler} needs this machine's TLS certificate: set "
+                        "distributed.comm.tls.ca-file, .client.cert and .client.key in the "
+                        "Dask configuration (docs/studies.md).") from None
     with client:
         threaded = {address: n for address, n in client.nthreads().items() if n > 1}
         if threaded:  # runs in threads of one process would share torch's global RNG
@@ -304,7 +394,9 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
 
     ``shared`` is passed as the first argument of every cell (the data, sent to each
     worker once on a cluster). ``folder``: where finished runs are stored and
-    reused from (unless ``execution.fresh``). ``execution``: local worker
+    reused from, for the same inputs and code; ``execution.fresh`` forgets the stored
+    runs of ``cells`` and reruns them. One line on stdout says how many runs were
+    reused, if any (a notebook shows it). ``execution``: local worker
     processes or a Dask scheduler (:class:`Execution`; default: this process).
     Threads per run: ``execution.threads``, else each local worker's share of the
     cores (one per run on a cluster; in this process, the caller's setting).
@@ -323,6 +415,11 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
     on_cpu = device is None or device.type == "cpu"
     recorded = (threads or torch.get_num_threads()) if on_cpu else None
     store = StudyStore(folder) if folder is not None else None
+    if store is not None:
+        for cell in cells:  # pin each run's code now, before the files can change
+            cell.fingerprint()
+        if execution.fresh:  # an interrupted fresh study then resumes without older runs
+            store.clear(cells)
     results: list[Any] = [None] * len(cells)
     todo = []
     for index, cell in enumerate(cells):
@@ -336,11 +433,11 @@ def run_study(cells: Sequence[Cell], *, shared: Any = None,
     reused = len(cells) - len(todo)
     where = f"Dask scheduler {scheduler}" if scheduler else (
         f"{count} worker process{'es' if count > 1 else ''}" if count > 1 else "this process")
-    if reused:
-        log.info("%s: reusing %d of %d finished runs from %s", desc, reused, len(cells),
-                 store.folder)
-    if not todo:
-        finished = iter(())
+    if reused:  # printed, not logged: a notebook shows its stdout
+        print(f"{desc}: reused {reused} of {len(cells)} stored runs from {store.folder} "
+              "(fresh=True, --fresh or make FRESH=1 reruns them)", flush=True)
+    if not todo:  # every run was stored: nothing to start, nothing to close
+        finished = _nothing()
     elif scheduler:
         finished = _dask(todo, shared, threads, scheduler)
     elif count > 1:

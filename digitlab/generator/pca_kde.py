@@ -420,6 +420,8 @@ def saved_fit(images: np.ndarray, labels: np.ndarray, *, n_components: int, kern
     exactly these images with these settings; None otherwise (then fit a new one).
 
     Saves the notebook a second cross-validated search right after ``make generator``.
+    The two files are a pair only when they carry the same ``run_id`` (``fit_generator.py``
+    writes one into both): a model beside the metrics of another fit is not reused.
     """
     metrics_file = Path(metrics_file or paths.generator_results() / "metrics.json")
     try:
@@ -434,7 +436,7 @@ def saved_fit(images: np.ndarray, labels: np.ndarray, *, n_components: int, kern
             and (cv is None or cv.get("folds") == folds)
             and len(model.points) == len(images) and np.array_equal(model.labels, labels)
             and np.allclose(model.encode(images), model.points, atol=1e-6))
-    if not same:
+    if not same or metrics.get("run_id") != model.metadata.get("run_id"):
         return None
     return model, BandwidthSearch.from_dict(cv) if cv else None
 

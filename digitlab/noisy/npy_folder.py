@@ -21,10 +21,12 @@ the sets ``scripts/make_noisy_mnist.py`` writes.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from digitlab.data.sources import validation_size
 from digitlab.data.splits import Splits, stratified_indices
@@ -48,6 +50,7 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
         raise _refuse(path, "does not exist", "a folder of your own needs "
                       + ", ".join(FILES) + " (or build the sets with "
                       "python scripts/make_noisy_mnist.py)")
+    _check_header(path)
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -64,6 +67,38 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
         array.close()
         raise _refuse(path, "is an .npz archive, not one array", "save one array with np.save")
     return array
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, from its header alone, a ``.npy`` file whose data is not what the header
+    announces: the array then never takes more memory than the file's size."""
+    with open(path, "rb") as handle:
+        prefix = handle.read(len(npy_format.MAGIC_PREFIX))
+        if prefix.startswith(b"PK"):
+            raise _refuse(path, "is an .npz archive, not one array", "save one array with np.save")
+        if prefix != npy_format.MAGIC_PREFIX:
+            return  # np.load refuses it below: it could only be a pickle
+        handle.seek(0)
+        try:
+            version = npy_format.read_magic(handle)
+            read_header = {(1, 0): npy_format.read_array_header_1_0,
+                           (2, 0): npy_format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"format version {version[0]}.{version[1]}")
+            shape, _, dtype = read_header(handle)
+        except ValueError as err:
+            raise _refuse(path, f"is not a readable .npy file ({str(err).rstrip('.')})",
+                          "save it with np.save") from None
+        data_start = handle.tell()
+    if dtype.hasobject:
+        raise _refuse(path, "holds a pickled object array, which is not loaded because "
+                            "unpickling can run code", "save a plain numeric array with np.save")
+    announced = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    held = path.stat().st_size - data_start
+    if held != announced:
+        raise _refuse(path, f"announces an array of shape {shape} ({dtype}, {announced:,} bytes) "
+                            f"but holds {held:,} bytes of data, so it is truncated or damaged",
+                      "save it again with np.save")
 
 
 def read_images(path: str | os.PathLike) -> np.ndarray:

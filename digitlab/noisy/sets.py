@@ -78,6 +78,22 @@ def save_set(noisy: Splits, root: str | Path) -> Path:
     return folder
 
 
+def check_own_folder(root: str | Path) -> None:
+    """UserError unless ``root`` is new or holds only what make_noisy_mnist.py writes there:
+    the script replaces the whole folder, and must never delete a user's other files."""
+    root = Path(root)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise UserError(f"{root} is a file, not a folder for the noisy sets; give --output-dir "
+                        "a folder of its own.")
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in {*SETS, "manifest.json"})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(f"{root} holds {shown} beside the noisy sets, and make_noisy_mnist.py "
+                        "replaces the whole folder; give --output-dir a folder of its own.")
+
+
 def save_manifest(root: str | Path, summary: dict, seed: int, sets: list[str]) -> Path:
     return save_json({"source": summary, "seed": seed, "sets": sets,
                       "noise": noise_parameters()}, Path(root) / "manifest.json")

@@ -9,6 +9,11 @@ regenerates it, and links to the report, the slides and the executed notebooks.
 caption matches still appears, under "Other figures", and the tests fail when the
 pipeline writes one, so a new figure cannot go uncaptioned silently.
 
+When the last ``make all`` of the tree has not finished (:mod:`digitlab.pipeline.summary`'s
+run marker), a banner says so at the top; a value, figure or notebook whose file is older
+than that run's start is tagged "earlier run", and a box names each command whose table
+values come from such files.
+
 Every link is relative, so the page opens from disk and from the web app's
 ``/results`` alike; nothing is fetched from the network.
 """
@@ -26,7 +31,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from digitlab import paths
-from digitlab.pipeline.summary import ROWS, Row, split
+from digitlab.errors import UserError
+from digitlab.pipeline.summary import ROWS, PipelineRun, Row, read_run, sources, split
 from digitlab.repro import atomic_write
 
 MM, MN, NZ, GEN, OTHER = "Mini MNIST", "MNIST CNNs", "Noisy MNIST", "Generator", "Other figures"
@@ -244,7 +250,13 @@ def _context(results: Path, output: Path, rows: list[Row], captions: list[Captio
     def href(relative: str) -> str:
         return quote(Path(os.path.relpath(results / relative, output.parent)).as_posix())
 
+    run = read_run(results)
+
+    def earlier(relative: str) -> bool:
+        return run is not None and run.earlier(results / relative)
+
     measured, not_run = split(rows, results)
+    read_from = dict(zip(rows, sources(rows, results), strict=True))
     figures = find_figures(results, captions)
     metrics = _files(results, ".json")
     sections = []
@@ -255,7 +267,11 @@ def _context(results: Path, output: Path, rows: list[Row], captions: list[Captio
             sections.append({"track": track, "id": _slug(track), "metrics": files,
                              "figures": shown})
     return {
-        "table": [{"row": row, "label": _inline_code(row.label), "value": value}
+        "run": run,
+        "earlier_steps": _earlier_steps(measured, read_from, results, run),
+        "earlier": earlier,
+        "table": [{"row": row, "label": _inline_code(row.label), "value": value,
+                   "earlier": _is_earlier(read_from[row], run)}
                   for row, value in measured],
         "not_run": [_inline_code(item.describe()) for item in not_run],
         "documents": [{"title": title, "file": file, "command": command,
@@ -268,12 +284,31 @@ def _context(results: Path, output: Path, rows: list[Row], captions: list[Captio
     }
 
 
+def _is_earlier(path: Path | None, run: PipelineRun | None) -> bool:
+    return path is not None and run is not None and run.earlier(path)
+
+
+def _earlier_steps(measured: list[tuple[Row, str]], read_from: dict[Row, Path | None],
+                   results: Path, run: PipelineRun | None) -> list[dict]:
+    """Each command whose table values come from files older than the run's start, with
+    those files (relative to ``results``), in the order of the table."""
+    steps: dict[str, list[str]] = {}
+    for row, _ in measured:
+        path = read_from[row]
+        if _is_earlier(path, run):
+            files = steps.setdefault(row.command, [])
+            relative = path.relative_to(results).as_posix()
+            if relative not in files:
+                files.append(relative)
+    return [{"command": command, "files": files} for command, files in steps.items()]
+
+
 @functools.cache
-def _template() -> jinja2.Template:
+def _template(name: str = "results.html") -> jinja2.Template:
     env = jinja2.Environment(loader=jinja2.PackageLoader("digitlab.pipeline", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    return env.get_template("results.html")
+    return env.get_template(name)
 
 
 def render_page(results: Path | None = None, output: Path | None = None,
@@ -290,6 +325,22 @@ def write_page(results: Path | None = None, output: Path | None = None) -> Path:
     results = Path(results or paths.results_dir())
     output = Path(output or results / "index.html")
     page = render_page(results, output)
+    with atomic_write(output) as handle:
+        handle.write(page)
+    return output
+
+
+def write_run_page(results: Path | None = None, output: Path | None = None) -> Path:
+    """The page as ``make all`` begins: the full page, whose banner says the run has not
+    finished; a page with the banner alone when the files now under ``results`` cannot
+    be summarised (e.g. they mix data scales, which the run is about to mend). Either
+    way no page from the earlier run is left looking current."""
+    results = Path(results or paths.results_dir())
+    output = Path(output or results / "index.html")
+    try:
+        return write_page(results, output)
+    except UserError as err:
+        page = _template("unfinished.html").render(run=read_run(results), reason=str(err))
     with atomic_write(output) as handle:
         handle.write(page)
     return output

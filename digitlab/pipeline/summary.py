@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from digitlab import paths
@@ -217,6 +218,94 @@ def _read_json(path: Path, command: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not valid JSON ({err}); regenerate it with `{command}`.") \
             from None
+
+
+def sources(rows: list[Row], results: Path | None = None) -> list[Path | None]:
+    """The file each row's value is read from (None when it has none), as :func:`values`
+    picks it: the page marks a value whose file is older than the run."""
+    results = results or paths.results_dir()
+    cache: dict[tuple, Path | None] = {}
+    for row in rows:
+        if (row.file, row.where) not in cache:
+            found = _find_document(results, row)
+            cache[row.file, row.where] = None if found is None else found[0]
+    return [cache[row.file, row.where] for row in rows]
+
+
+# --- which run wrote the files ------------------------------------------------------------
+# `make all` marks its start in this file of the results tree (hidden: no metrics file) and
+# its completion after its last step; a tree that `make all` never ran holds none.
+RUN_MARKER = ".make_all.json"
+# File times come from the kernel's coarse clock, which may lag the clock the start is read
+# from by a tick (milliseconds): a file written just after the start must not look older.
+CLOCK_SLACK = 0.05
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The last ``make all`` of a results tree: when it started, and whether every step
+    succeeded. A file older than ``started`` comes from an earlier run."""
+
+    started: float  # seconds since the epoch, comparable with file modification times
+    started_utc: str
+    finished: bool
+
+    def earlier(self, path: Path) -> bool:
+        """Whether ``path`` was written before this run started."""
+        return path.stat().st_mtime < self.started - CLOCK_SLACK
+
+
+def begin_run(results: Path | None = None) -> PipelineRun:
+    """Record that a ``make all`` starts now (not finished yet)."""
+    now = datetime.now(UTC)
+    run = PipelineRun(now.timestamp(), now.isoformat(timespec="seconds"), False)
+    _write_run(run, results)
+    return run
+
+
+def end_run(results: Path | None = None) -> PipelineRun:
+    """Record that every step of the ``make all`` begun by :func:`begin_run` succeeded."""
+    run = read_run(results)
+    if run is None:
+        raise UserError(f"{_marker(results)} does not exist: no `make all` was begun in this "
+                        "results tree; run scripts/summarize.py --begin first (make all does).")
+    run = PipelineRun(run.started, run.started_utc, True)
+    _write_run(run, results)
+    return run
+
+
+def read_run(results: Path | None = None) -> PipelineRun | None:
+    """The last ``make all`` recorded in ``results``; None if it records none."""
+    marker = _marker(results)
+    if not marker.is_file():
+        return None
+    try:
+        document = json.loads(marker.read_text())
+        return PipelineRun(float(document["started"]), str(document["started_utc"]),
+                           document["finished"] is True)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(f"{marker} is not a readable record of a `make all` run; delete it "
+                        "or run make all again.") from None
+
+
+def run_note(run: PipelineRun | None) -> str:
+    """One sentence for a run that has not finished, else ""."""
+    if run is None or run.finished:
+        return ""
+    return (f"**Unfinished run**: the `make all` started at {run.started_utc} has not "
+            "finished (still running, or interrupted); files older than its start come "
+            "from an earlier run.")
+
+
+def _marker(results: Path | None) -> Path:
+    return (results or paths.results_dir()) / RUN_MARKER
+
+
+def _write_run(run: PipelineRun, results: Path | None) -> None:
+    with atomic_write(_marker(results)) as handle:
+        json.dump({"started": run.started, "started_utc": run.started_utc,
+                   "finished": run.finished}, handle, indent=2)
+        handle.write("\n")
 
 
 _BLOCK = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)

@@ -19,17 +19,24 @@ fitted PCA + KDE generator and the CNN classifier checkpoint (default
 - ``GET /results/``: the results page ``results/index.html`` and its files, read-only;
 - ``GET /healthz``: which models are loaded (200 when at least one is).
 
-Bad requests get HTTP 400 with ``{"success": false, "error": "..."}``; a route
+Bad requests, malformed JSON of any depth included, get HTTP 400 with
+``{"success": false, "error": "..."}``; a route
 whose model is missing answers 503 naming the command that creates it, and the
 other model's routes keep working. Each /generate request draws from its own
 random generator (seeded when ``seed`` is given), so concurrent requests never
 share random state.
+
+By default the app answers only requests addressed to ``localhost``, ``127.0.0.1``
+or ``[::1]`` (see :mod:`digitlab.web.hosts`); ``allowed_hosts=None`` answers any
+``Host``, for a server listening on a public interface. Paths in its answers are
+relative to the project root (:mod:`digitlab.web.shown`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -38,6 +45,7 @@ from digitlab import devices
 from digitlab.errors import UserError
 from digitlab.generator.pca_kde import FIT_COMMAND, load_generator, model_path
 from digitlab.web.classifier import TRAIN_COMMAND, checkpoint_path, load_classifier
+from digitlab.web.hosts import LOOPBACK_NAMES, refuse_other_hosts
 from digitlab.web.images import (
     MAX_SIDE,
     BadImage,
@@ -48,6 +56,7 @@ from digitlab.web.images import (
 )
 from digitlab.web.recognise import EmptyImage, prepare_digit
 from digitlab.web.results import register as register_results
+from digitlab.web.shown import shown_path, without_absolute_paths
 
 MAX_SAMPLES = 16
 MAX_BODY_BYTES = 1024
@@ -65,6 +74,14 @@ class BadRequest(ValueError):
     """A request the client must fix; its message is returned as the error."""
 
 
+def _shown_value(value) -> str:
+    """A client's value, short, for an error message: a list or an object by its kind
+    (it may be nested thousands deep, or huge), anything else as JSON."""
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "an object"
+    return json.dumps(value)[:30]
+
+
 def _integer(payload: dict, name: str, low: int, high: int, required: bool = False) -> int | None:
     value = payload.get(name)
     if value is None:
@@ -74,7 +91,7 @@ def _integer(payload: dict, name: str, low: int, high: int, required: bool = Fal
     # bool is an int subclass in Python; true/false are not counts or digits.
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"'{name}' must be an integer from {low} to {high}, "
-                         f"got {json.dumps(value)}.")
+                         f"got {_shown_value(value)}.")
     if not low <= value <= high:
         # JSON integers have no size limit; do not echo hundreds of digits back.
         shown = str(value) if len(str(value)) <= 30 else f"a {len(str(abs(value)))}-digit number"
@@ -94,7 +111,7 @@ def _object(payload, fields: tuple[str, ...], example: str) -> dict:
 def _flag(payload: dict, name: str) -> bool:
     value = payload.get(name, False)
     if not isinstance(value, bool):
-        raise BadRequest(f"'{name}' must be true or false, got {json.dumps(value)[:30]}.")
+        raise BadRequest(f"'{name}' must be true or false, got {_shown_value(value)}.")
     return value
 
 
@@ -120,7 +137,18 @@ def _error(message: str, status: int):
 
 
 def _json_body(example: str):
-    payload = request.get_json(silent=True)
+    """The request's JSON document; BadRequest for anything else, however malformed."""
+    if not request.is_json:
+        raise BadRequest(f"the body must be JSON (Content-Type: application/json), such as "
+                         f"{example}.")
+    body = request.get_data()  # over the route's size limit: RequestEntityTooLarge
+    try:
+        payload = json.loads(body)
+    except RecursionError:  # '[[[[...' thousands deep: the decoder runs out of stack
+        raise BadRequest(f"the body's JSON is nested too deeply; send a flat object such "
+                         f"as {example}.") from None
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        payload = None
     if payload is None:
         raise BadRequest(f"the body must be JSON (Content-Type: application/json), such as "
                          f"{example}.")
@@ -134,19 +162,28 @@ def _load(loader):
         return None, str(err)
 
 
+def _public(error: str | None) -> str | None:
+    return without_absolute_paths(error) if error else error
+
+
 def create_app(model_dir: str | os.PathLike | None = None,
                checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-               results_dir: str | os.PathLike | None = None) -> Flask:
+               results_dir: str | os.PathLike | None = None,
+               allowed_hosts: Collection[str] | None = LOOPBACK_NAMES) -> Flask:
     """The app serving the generator in ``model_dir`` (default models/generator), the
     classifier ``checkpoint`` (default models/mnist_cnn.pt) on ``device`` and, at
     /results, the results page of ``results_dir`` (default results/).
 
+    Requests whose ``Host`` is not one of ``allowed_hosts`` (lower-case names, ports
+    ignored) are refused with 403; None answers any host.
     A device that does not exist raises :class:`UserError`; a missing model only
     disables its own routes.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
+    if allowed_hosts is not None:
+        refuse_other_hosts(app, allowed_hosts)
     register_results(app, results_dir)
     target = devices.resolve(device)
     path = model_path(model_dir)
@@ -154,7 +191,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
     classifier, classifier_error = _load(lambda: load_classifier(checkpoint, target))
     for name, error in (("generator", load_error), ("classifier", classifier_error)):
         if error:
-            app.logger.warning("%s not loaded: %s", name, error)
+            app.logger.warning("%s not loaded: %s", name, error)  # full paths, for the operator
+    load_error, classifier_error = _public(load_error), _public(classifier_error)
     stats = model.stats() if model is not None else None
     model_info = classifier.describe() if classifier is not None else None
     app.extensions["digitlab_generator"] = model
@@ -164,7 +202,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
         message = f"the generator model is not available: {load_error}"
         if page:
             return render_template("unavailable.html", title="The generator is not fitted yet",
-                                   message=message, command=FIT_COMMAND, path=path,
+                                   message=message, command=FIT_COMMAND,
+                                   path=shown_path(path),
                                    draw_link=classifier is not None), 503
         return _error(message, 503)
 
@@ -173,7 +212,8 @@ def create_app(model_dir: str | os.PathLike | None = None,
         if page:
             return render_template("unavailable.html", title="The classifier is not trained yet",
                                    message=message, command=TRAIN_COMMAND,
-                                   path=checkpoint_path(checkpoint), draw_link=False), 503
+                                   path=shown_path(checkpoint_path(checkpoint)),
+                                   draw_link=False), 503
         return _error(message, 503)
 
     def predictions(images) -> list[dict] | None:

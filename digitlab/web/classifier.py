@@ -26,6 +26,7 @@ from digitlab.data.transforms import to_tensor
 from digitlab.engine import predict_proba
 from digitlab.engine.checkpoint import TRAIN_COMMAND, load_checkpoint
 from digitlab.errors import UserError
+from digitlab.web.shown import without_absolute_paths
 
 
 @dataclass
@@ -47,10 +48,15 @@ class Classifier:
             "checkpoint": Path(self.info["path"]).name,
             "arch": self.info.get("arch"),
             "data_source": data.get("source"),
-            "data_description": data.get("description"),
+            # A local folder's description names it; clients see it relative.
+            "data_description": _public(data.get("description")),
             "noise": data.get("noise"),
             "test_accuracy": metrics.get("test_accuracy"),
         }
+
+
+def _public(text: str | None) -> str | None:
+    return without_absolute_paths(text) if isinstance(text, str) else text
 
 
 def for_inference(model: nn.Module) -> nn.Module:

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, send_file
 from werkzeug.security import safe_join
 
 from digitlab import paths
+from digitlab.web.shown import shown_path
 
 PAGE = "index.html"
 
@@ -49,7 +50,7 @@ def blueprint(results_dir: str | os.PathLike | None = None) -> Blueprint:
     def page():
         path = inside(results, PAGE)
         if path is None:
-            return _not_found(f"There is no results page yet ({results / PAGE}); run "
+            return _not_found(f"There is no results page yet ({shown_path(results / PAGE)}); run "
                               "`make summary` to write it.")
         return send_file(path)
 
