@@ -36,7 +36,7 @@ PIPELINE_VARS = $(if $(MNIST_DIR),MNIST_DIR=$(MNIST_DIR)) $(if $(OUT),OUT=$(OUT)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup all all-begin minimnist mnist noisy generator app test lint clean notebooks-sync \
+.PHONY: help setup notebook-filter lab all all-begin minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe mnist-full-recipe noisy-bench noisy-recipe app-bench classify-bench \
 	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot
 
@@ -51,7 +51,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv and install the requirements (if needed)
+setup: $(VENV)/.installed notebook-filter ## Create .venv and install the requirements (if needed)
+
+notebook-filter: ## Commit notebooks without their outputs: the nbstripout git filter of .gitattributes (nothing outside a git checkout)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git config filter.nbstripout.clean '"$(abspath $(VENV))/bin/nbstripout"' && git config filter.nbstripout.smudge cat && git config diff.ipynb.textconv '"$(abspath $(VENV))/bin/nbstripout" -t'; fi
+
+lab: setup ## Open the notebooks in JupyterLab; saving a notebook also writes its .py twin (jupytext)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
 
 all: all-begin minimnist mnist noisy generator ## Run the whole pipeline (on MNIST_DIR if given) into results/, ending with results/index.html
 	$(PY) scripts/summarize.py --end

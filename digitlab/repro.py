@@ -279,14 +279,28 @@ def save_metrics(
     return save_json(metrics_document(metrics, seed=seed, config=config, **extra), path)
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save a Matplotlib figure atomically and close it."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120, show: bool | None = None) -> Path:
+    """Save a Matplotlib figure atomically, show it in a notebook, and close it.
+
+    ``show`` (default: when running in a Jupyter kernel) displays the figure where it
+    was made, so a notebook shows every figure it saves; a script only writes the file.
+    """
     import matplotlib.pyplot as plt
 
     with atomic_target(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    if show if show is not None else _in_notebook():
+        from IPython.display import display
+
+        display(fig)
     plt.close(fig)
     return Path(path)
+
+
+def _in_notebook() -> bool:
+    """Whether this code runs in a Jupyter kernel (a notebook), where figures can be shown."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _jsonable(value: Any) -> Any:

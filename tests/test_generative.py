@@ -319,9 +319,15 @@ def test_notebook_quality_numbers_match_an_independent_recomputation(project_roo
     assert "trained here" in saved["classifier"]
     # Quick mode fits 15 components on 600 training digits (seed 0) of the embedded subset.
     splits = load_mnist("embedded")
-    train, _ = gen.select_training_images(splits.train_images, splits.train_labels, 600, 0)
+    train, labels = gen.select_training_images(splits.train_images, splits.train_labels, 600, 0)
     x = train.reshape(len(train), -1) / 255.0
     assert saved["components"] == 15 and saved["n_train"] == 600
+    # The notebook fits the app's model in its own cells: the package's fit of the same
+    # images with the same settings picks the same bandwidth and background level.
+    app, _ = gen.fit_generator(train, labels, n_components=15, grid=gen.default_grid("gaussian", 4),
+                               folds=2, kde_points=600, random_state=0, progress=False)
+    assert saved["bandwidth"] == app.bandwidth
+    assert saved["background"] == pytest.approx(app.background, abs=1e-9)
     cumulative = np.cumsum(PCA(random_state=0).fit(x).explained_variance_ratio_)
     # Measured from float32 reconstructions; one component more or less moves it by ~1%.
     assert saved["variance_explained_train"] == pytest.approx(cumulative[14], rel=1e-4)

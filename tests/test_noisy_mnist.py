@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -95,6 +96,38 @@ def test_dense_networks_map_784_pixels_to_ten_class_probabilities(arch):
     assert has_bn == (arch == "dnn-bn")
     with pytest.raises(UserError, match="unknown dense architecture"):
         build_dense("mlp")
+
+
+def notebook_networks() -> dict:
+    """The networks the noisy_mnist notebook defines in its cells, by the keys of study.MODELS."""
+    import jupytext
+
+    namespace = {"nn": torch.nn}
+    for cell in jupytext.read(paths.PROJECT_ROOT / "notebooks" / "noisy_mnist.py").cells:
+        if cell.cell_type == "code" and cell.source.startswith("def ") \
+                and "nn.Sequential(" in cell.source:
+            exec(cell.source, namespace)
+    return {key: namespace[key] for key in study.MODELS}
+
+
+@pytest.mark.parametrize("key", list(study.MODELS))
+def test_the_notebook_defines_the_networks_its_studies_train(key):
+    # The notebook trains its own networks, in its cells and in its studies; the benchmark
+    # trains the package's copies. Same weight shapes in the same order, and with the
+    # notebook's weights copied in, the same outputs: the same layers doing the same thing.
+    torch.manual_seed(0)
+    ours, theirs = notebook_networks()[key]().eval(), study.MODELS[key].network.build().eval()
+    mine, package = ours.state_dict(), theirs.state_dict()
+    assert [tuple(v.shape) for v in mine.values()] == [tuple(v.shape) for v in package.values()]
+    for module in ours.modules():  # batch-norm statistics other than the defaults
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    theirs.load_state_dict(dict(zip(package, ours.state_dict().values(), strict=True)))
+    x = torch.randn(6, 1, 28, 28)
+    torch.testing.assert_close(ours(x), theirs(x))
+    assert [m.p for m in ours.modules() if isinstance(m, torch.nn.Dropout)] == \
+        [m.p for m in theirs.modules() if isinstance(m, torch.nn.Dropout)]
 
 
 def tiny_set(n=120, seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -258,6 +291,15 @@ def test_notebook_numbers_agree_with_each_other_where_they_must(project_root):
     assert cv["std"] == pytest.approx(np.std(cv["fold_accuracy"]))
     for name in ("robustness.png", "cv_curves.png", "confusion_cnn.png", "curves_dnn.png"):
         assert (project_root / "results/noisy_mnist" / name).exists()
+    # A second run reads the stored folds and robustness runs back and gives the same numbers.
+    again = execute_notebook("noisy_mnist", {"quick": True}, output_dir=project_root / "nb",
+                             progress=False)
+    printed = "".join(out.get("text", "") for cell in nbformat.read(again, as_version=4).cells
+                      if cell.cell_type == "code" for out in cell.get("outputs", []))
+    assert "reused 5 of 5 stored runs" in printed
+    second = json.loads((project_root / "results/noisy_mnist/metrics.json").read_text())
+    assert second["metrics"]["cross_validation"] == cv
+    assert second["metrics"]["robustness"] == robust
 
 
 def test_a_damaged_manifest_names_the_command_that_recreates_it(tmp_path):

@@ -1,6 +1,6 @@
 """Values pinned against references written out by hand: the published MNIST checksums
-and mirrors, each architecture's parameter count from its documented layers, and the
-results table's "over seeds" cell."""
+and mirrors, the parameter count of each architecture the project ships from its documented
+layers, and the results table's "over seeds" cell."""
 
 from __future__ import annotations
 
@@ -94,8 +94,9 @@ COUNTS = [
 ]
 
 
-def test_the_hand_counts_cover_every_architecture_name():
-    assert {arch for arch, _, _ in COUNTS} == set(architectures())
+def test_every_name_with_a_hand_count_is_registered():
+    # A name added the README's way needs no count here; a known one renamed or gone does.
+    assert {arch for arch, _, _ in COUNTS} <= set(architectures())
 
 
 @pytest.mark.parametrize("arch, options, expected", COUNTS,

@@ -15,6 +15,7 @@ takes class indices, so no model here needs one-hot targets.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,20 +28,63 @@ from digitlab.data.splits import Splits
 from digitlab.data.transforms import flatten_tensor, to_tensor
 from digitlab.engine import History, NetworkSpec, Recipe
 from digitlab.engine.cv import CVResult
-from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, run_study
+from digitlab.engine.parallel import Cell, Execution, fingerprint_arrays, function_digest, run_study
 from digitlab.noisy.dense import ARCHITECTURES as DENSE
+from digitlab.pipeline.scale import sized
+from digitlab.pipeline.smoke import SMOKE
+
+
+@dataclass(frozen=True, repr=False)
+class BuiltNetwork:
+    """A network built by a function of the caller's, such as a notebook cell's
+    ``def cnn(): return nn.Sequential(...)``: the studies train what that function builds.
+
+    Worker processes receive the function pickled by value (a notebook's functions live
+    in ``__main__``); its ``repr`` names the function's code, so a stored run is reused
+    only for the same code.
+    """
+
+    builder: Callable[[], nn.Module]
+    dense: bool
+
+    @property
+    def arch(self) -> str:
+        return self.builder.__name__
+
+    @property
+    def options(self) -> dict:
+        return {}
+
+    def build(self, seed: int | None = None) -> nn.Module:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return self.builder()
+
+    def as_dict(self) -> dict:
+        return {"arch": self.arch, "options": {}, "code": function_digest(self.builder)}
+
+    def __repr__(self) -> str:
+        code = function_digest(self.builder)
+        return f"BuiltNetwork({self.arch}, dense={self.dense}, code={code})"
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A network of the noisy study and the recipe it trains with."""
 
-    network: NetworkSpec
+    network: NetworkSpec | BuiltNetwork
     recipe: Recipe
 
     @property
     def dense(self) -> bool:
+        if isinstance(self.network, BuiltNetwork):
+            return self.network.dense
         return self.network.arch in DENSE
+
+    def built_by(self, builder: Callable[[], nn.Module]) -> Candidate:
+        """The same recipe training the network ``builder()`` returns, in place of the
+        package's copy (its input shape, flat or image, stays this candidate's)."""
+        return dataclasses.replace(self, network=BuiltNetwork(builder, self.dense))
 
     def inputs(self, images_uint8: np.ndarray) -> torch.Tensor:
         """Flattened (N, 784) for dense networks, (N, 1, 28, 28) for CNNs; normalised."""
@@ -72,6 +116,26 @@ MODELS: dict[str, Candidate] = {
 }
 LABELS = {"dnn": "DNN", "dnn_improved": "improved DNN", "cnn": "CNN",
           "cnn_improved": "improved CNN"}
+
+
+def sized_sets(sets: dict[str, Splits], *, quick: bool, max_train: int | None,
+               seed: int) -> dict[str, Splits]:
+    """The sets a notebook run uses: in quick mode a seeded 200 training and 60 validation
+    and test digits of each; with ``max_train``, a seeded subset of each training split; else
+    every digit. The same seed keeps the same rows in every set."""
+    if quick:
+        return {name: s.sample(200, 60, seed) for name, s in sets.items()}
+    if max_train is not None and len(next(iter(sets.values())).train_labels) > max_train:
+        return {name: s.sample(max_train, None, seed) for name, s in sets.items()}
+    return sets
+
+
+def sized_epochs(n_digits: int, *, quick: bool, full_scale: dict[str, int]) -> dict[str, int]:
+    """Each model's epochs: its recipe's on a small set, ``full_scale``'s on a full-size one
+    (:mod:`digitlab.pipeline.scale`), the smoke preset's few in quick mode."""
+    if quick:
+        return {k: min(m.recipe.epochs, SMOKE.curve_epochs) for k, m in MODELS.items()}
+    return {k: sized(None, m.recipe.epochs, full_scale[k], n_digits) for k, m in MODELS.items()}
 
 
 def describe(model: Candidate) -> str:

@@ -6,8 +6,8 @@ regenerates it, and links to the report, the slides and the executed notebooks.
 :data:`CAPTIONS` is the declarative part, like the ``Row`` table of
 :mod:`digitlab.pipeline.summary`: one :class:`Caption` per figure the pipeline writes
 (a path under ``results/``, ``*`` where it varies). A figure found on disk that no
-caption matches still appears, under "Other figures", and the tests fail when the
-pipeline writes one, so a new figure cannot go uncaptioned silently.
+caption matches still appears, in its track's section, with its file name as caption
+(until one is added here).
 
 When the last ``make all`` of the tree has not finished (:mod:`digitlab.pipeline.summary`'s
 run marker), a banner says so at the top; a value, figure or notebook whose file is older
@@ -101,11 +101,14 @@ CAPTIONS: list[Caption] = [
     *_captions(MN, "mnist/exploration", _notebook("mnist_01_exploration"),
                ("class_counts.png", "Training images per digit"),
                ("digits_grid.png", "Training digits with their labels"),
+               ("mean_images.png", "The mean training image of each digit"),
                ("one_batch.png", "One shuffled mini-batch, as the networks receive it "
                                  "(normalised)")),
     *_captions(MN, "mnist/first_cnn", _notebook("mnist_02_first_cnn"),
                ("learning_curves.png", "The first CNNs (2 and 3 conv blocks): training and "
-                                       "validation curves")),
+                                       "validation curves"),
+               ("val_predictions.png", "Validation digits with the probability the chosen "
+                                       "first CNN gives each digit")),
     *_captions(MN, "mnist/numpy", _notebook("mnist_03_numpy_softmax"),
                ("softmax_learning_curves.png", "Softmax regression in NumPy: loss and accuracy "
                                                "per epoch"),
@@ -122,6 +125,8 @@ CAPTIONS: list[Caption] = [
     *_captions(MN, "mnist/project", _PROJECT,
                ("architectures_learning_curves.png", "CNN project: learning curves of the "
                                                      "candidate architectures"),
+               ("augmentation.png", "CNN project: training digits (top row) and three random "
+                                    "augmentations of each"),
                ("confusion_matrix.png", "CNN project: the final model's confusion matrix on "
                                         "the test set"),
                ("misclassified.png", "CNN project: the most confident mistakes on the test "
@@ -191,10 +196,6 @@ CAPTIONS: list[Caption] = [
                                         "training images")),
 ]
 
-UNCAPTIONED = ("Not described yet: add a Caption for it to CAPTIONS in "
-               "digitlab/pipeline/dashboard.py.")
-
-
 @dataclass(frozen=True)
 class Figure:
     path: str  # relative to results/, '/'-separated
@@ -206,13 +207,15 @@ class Figure:
 
 
 def describe(relative: str, captions: list[Caption] = CAPTIONS) -> Figure:
-    """The first caption whose pattern matches ``relative``, or the "other figures" entry."""
+    """The first caption whose pattern matches ``relative``; without one, the figure's file
+    name is its caption, in its folder's track (else "Other figures")."""
     for order, caption in enumerate(captions):
         groups = caption.match(relative)
         if groups is not None:
             return Figure(relative, caption.track, caption.caption.format(*groups),
                           caption.command.format(*groups), True, order)
-    return Figure(relative, OTHER, UNCAPTIONED, "", False, len(captions))
+    track = TRACK_FOLDERS.get(relative.split("/")[0], OTHER)
+    return Figure(relative, track, relative.split("/")[-1], "", False, len(captions))
 
 
 def _files(results: Path, suffix: str) -> list[str]:

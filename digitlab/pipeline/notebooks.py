@@ -112,21 +112,6 @@ def _kernel_manager_class():
     return KernelLogToFile
 
 
-def figure_saver(folder: str | os.PathLike, collect: dict | None = None):
-    """``show(fig, name, caption=None)`` for notebooks: save ``fig`` as ``folder/name``
-    and return it, so the notebook displays it too; with ``collect``, also record
-    ``collect[caption] = path`` (e.g. the figures a report links)."""
-    from digitlab.repro import save_figure
-
-    def show(fig, name: str, caption: str | None = None):
-        path = save_figure(fig, Path(folder) / name)
-        if collect is not None and caption is not None:
-            collect[caption] = path
-        return fig
-
-    return show
-
-
 def failed_copy(output: Path) -> Path:
     """Where the partial copy of a failed run of the notebook ``output`` is kept."""
     return output.with_name(f"{output.stem}.failed.ipynb")
