@@ -32,13 +32,17 @@ endif
 # The targets `make pipeline-time` times, and the variables it hands to each.
 PIPELINE_TARGETS ?= all test
 PIPELINE_VARS = $(if $(MNIST_DIR),MNIST_DIR=$(MNIST_DIR)) $(if $(OUT),OUT=$(OUT))
+# The speedrun's tier (make speedrun): 99.0, 99.5 or 99.7 (% of the test digits).
+TARGET ?= 99.0
+SELECT ?=
 # Extra options for pytest, e.g. `make test PYTEST_ARGS="-k idx -x"`.
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup notebook-filter lab all all-begin minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe mnist-full-recipe noisy-bench noisy-recipe app-bench classify-bench \
-	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot
+	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot \
+	speedrun
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -122,6 +126,9 @@ generator-bench: setup ## Generator: samples the best CNN reads as the requested
 
 full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (the full MNIST: MNIST_DIR or data/raw/mnist; long on a CPU)
 	$(PY) benchmarks/full_scale.py --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR))
+
+speedrun: setup ## Speedrun: the tier's recipe (TARGET=99.0, 99.5 or 99.7) over seeds 0-4 on the full MNIST (MNIST_DIR or data/raw/mnist), against the anchor recipe; SELECT=1 chooses the tier's recipe on validation instead
+	$(PY) benchmarks/speedrun.py --target $(TARGET) --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR)) $(if $(filter-out 0 no false,$(SELECT)),--select)
 
 app-bench: setup ## Web app load test: 16 clients, 2,000 requests to /generate and to /classify (needs make generator and make mnist)
 	$(PY) benchmarks/app_load.py $(MNIST_DATA)

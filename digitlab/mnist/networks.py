@@ -16,6 +16,10 @@
   ``tta_shift > 0``: test-time augmentation, :class:`ShiftAveraged`); compact
   enough to train in under a minute on two CPU cores (``benchmarks/mnist_cnn.py``
   measures it against ``reference``).
+- ``speed``: the speedrun's plain network: a 5x5 then a 3x3 convolution without
+  padding, each followed by ReLU and 2x2 max-pooling (28 -> 24 -> 12 -> 10 -> 5), a
+  hidden ReLU layer, 10 outputs; with its defaults (24 and 32 channels, 256 hidden
+  units) the network of the anchor recipe (``digitlab.mnist.speedrun``).
 """
 
 from __future__ import annotations
@@ -187,11 +191,24 @@ def best(width: int = 16, dropout: float = 0.1, members: int = 1,
     return Ensemble([best_single(width, dropout, tta_shift) for _ in range(members)])
 
 
+def speed(channels: tuple[int, int] = (24, 32), hidden: int = 256) -> nn.Sequential:
+    """conv 5x5 -> ReLU -> pool, conv 3x3 -> ReLU -> pool (no padding: 28 -> 12 -> 5),
+    flatten, ``hidden`` ReLU units, 10 outputs."""
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 5 * 5, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, 10),
+    )
+
+
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn2": cnn2,
     "cnn3": cnn3,
     "reference": reference,
     "best": best,
+    "speed": speed,
 }
 FAMILY = "CNN"
 register_family(FAMILY, ARCHITECTURES)

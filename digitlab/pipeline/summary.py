@@ -490,6 +490,8 @@ COMMANDS = {
                               "(needs the full MNIST)",
     "make mnist-bench": "best CNN vs the PyTorch example over 3 seeds",
     "make full-scale-bench": "the best CNN's recipe on a full-size MNIST-format folder",
+    "make speedrun": "training to 99.0, 99.5 or 99.7 % (TARGET=) over 5 seeds, against the "
+                     "anchor recipe (needs the full MNIST)",
     "make noisy": "dense networks and CNNs on awgn digits, cross-validation, robustness",
     "make noisy-bench": "best CNN vs the dense network on awgn digits over 3 seeds",
     "make noisy-recipe": "the recipe comparison on awgn digits",
@@ -506,6 +508,8 @@ COMMANDS = {
 _JOURNAL_RUN = PUBLISHED["variants_best"]["run"]
 _EVAL = "mnist/evaluation/mnist_cnn__test-*/metrics.json"
 _CLEAN = (("test_set.noise", None),)
+# What a speedrun row holds (benchmarks/speedrun.py writes it as metrics.headline).
+_SPEED = "test accuracy over seeds, mean training time, the anchor's seconds over ours"
 
 
 def _rows(track: str, file: str, command: str, *items: tuple[str, str, str],
@@ -596,6 +600,13 @@ ROWS: list[Row] = [
            ("full scale: training images per second", "metrics.images_per_second", "{:,.0f}"),
            ("full scale: peak memory (RSS)", "metrics.peak_rss_mib", "{:,.0f} MiB"),
            ("full scale: device", "metrics.device_name", "str")),
+    *_rows(_MN, "speedrun/fast99.json", "make speedrun",
+           (f"speedrun to 99.0 % (2x faster than the anchor): {_SPEED}", "metrics.headline",
+            "str")),
+    *_rows(_MN, "speedrun/fast995.json", "make speedrun",
+           (f"speedrun to 99.5 % (within 30 s): {_SPEED}", "metrics.headline", "str")),
+    *_rows(_MN, "speedrun/fast997.json", "make speedrun",
+           (f"speedrun to 99.7 % (within 300 s): {_SPEED}", "metrics.headline", "str")),
     *_rows(_NZ, "noisy_mnist/metrics.json", "make noisy",
            ("awgn test: dense network", "metrics.test_accuracy.dnn", "pct"),
            ("awgn test: improved dense network", "metrics.test_accuracy.dnn_improved", "pct"),
