@@ -12,7 +12,7 @@ measured on the training and test images, bandwidth, cross-validation scores,
 data source) with the figures ``cumulative_variance.png``,
 ``bandwidth_cv.png`` (when the bandwidth is chosen by CV), ``samples.png``
 (generated next to real digits) and ``per_digit.png`` (one row per digit).
-On the offline default data (3,500 training images) it takes under a minute.
+It fits the 3,500 training images of the offline default data.
 
 The model, the figures and ``metrics.json`` land together: each is written to a
 temporary file beside its target, and only when all are complete are they

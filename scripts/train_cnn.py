@@ -21,8 +21,8 @@ was chosen by cross-validation on train + validation,
 ``benchmarks/mnist_cnn_recipe.py``) on the training and validation digits
 together, so no validation accuracy is reported; ``--no-train-on-val`` keeps
 validation out and reports it. On the offline embedded data (4,000 digits)
-that takes under a minute on two cores. Test
-accuracy is in metrics.json under ``metrics.test_accuracy``.
+that takes a minute or two on two cores (the results table's "best CNN, training
+time"). Test accuracy is in metrics.json under ``metrics.test_accuracy``.
 
 The run starts from a named recipe and its network (``--recipe best``, the default, or
 ``reference``: ``digitlab.mnist.recipes.RECIPES``). ``--set FIELD=VALUE`` (repeatable)
