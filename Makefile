@@ -43,7 +43,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup notebook-filter lab all all-begin minimnist mnist noisy generator app test lint clean notebooks-sync \
 	minimnist-bench mnist-bench mnist-recipe mnist-full-recipe noisy-bench noisy-recipe app-bench classify-bench \
 	benchmarks summary pipeline-time slides workers-bench full-scale-bench generator-bench screenshot \
-	speedrun
+	speedrun reproduce cpu-limits
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -130,6 +130,12 @@ full-scale-bench: setup ## The best CNN's recipe on 60,000 + 10,000 images (the 
 
 speedrun: setup ## Speedrun: the tier's recipe (TARGET=99.0, 99.5 or 99.7) over seeds 0-4 on the full MNIST (MNIST_DIR or data/raw/mnist), against the anchor recipe; SELECT=1 chooses the tier's recipe on validation instead
 	$(PY) benchmarks/speedrun.py --target $(TARGET) --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR)) $(if $(filter-out 0 no false,$(SELECT)),--select)
+
+cpu-limits: setup ## Speedrun: this CPU's peak multiply-add rate, and each tier's training step with one choice changed at a time (precision, layout, batch, threads, torch.compile); minutes
+	$(PY) benchmarks/cpu_limits.py
+
+reproduce: setup ## The learning journal's published numbers at its own settings, 3 seeds each, on the full MNIST (MNIST_DIR or data/raw/mnist; hours on a CPU, resumable; WORKERS=, SCHEDULER=, DEVICE=, FRESH=1)
+	$(PY) scripts/reproduce_journal.py --device $(DEVICE) $(if $(MNIST_DIR),--data-dir $(MNIST_DIR)) $(STUDY)
 
 app-bench: setup ## Web app load test: 16 clients, 2,000 requests to /generate and to /classify (needs make generator and make mnist)
 	$(PY) benchmarks/app_load.py $(MNIST_DATA)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 10,
@@ -319,5 +320,31 @@ def grouped_bar_chart(series: Mapping[str, Sequence[float]], categories: Sequenc
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def journal_curves(rows: Sequence[Mapping]) -> Figure:
+    """Test accuracy per epoch of each published experiment (mean over seeds, min-max
+    band) with the journal's number as a dotted line (``digitlab.mnist.journal.report``)."""
+    published = [row for row in rows if row.get("published") is not None]
+    ncols = min(3, max(1, len(published)))
+    nrows = max(1, -(-len(published) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, row in zip(axes.flat, published, strict=False):
+        curves = np.array([run["test_acc"] for run in row["runs"]], dtype=float) * 100
+        epochs = np.arange(1, curves.shape[1] + 1)
+        ax.plot(epochs, curves.mean(0), "-o", ms=3, label=f"ours ({len(curves)} seeds)")
+        ax.fill_between(epochs, curves.min(0), curves.max(0), alpha=0.25)
+        ax.axhline(row["published"] * 100, ls=":", color="C3", label="journal")
+        ax.set_ylim(max(curves.min(), row["published"] * 100 - 1.5), 100)
+        ax.set_title(row["label"], fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(published):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig

@@ -43,13 +43,17 @@ def test_sources_are_not_ignored(path):
     "runs/full-mnist/results/mnist/benchmark.json", "runs/full-mnist/results/index.html",
     "runs/full-mnist/results/mnist/summary.md", "runs/full-mnist/data/raw/mnist/x-idx3-ubyte",
     "runs/full-mnist/models/generator/pca.npz", "runs/other/results/pipeline_time.json",
+    "runs/full-mnist/results/journal/reproduction.json",
+    "runs/full-mnist/results/journal/runs/cnn2-seed-0.pt",
 ])
 def test_a_run_written_with_out_is_ignored(path):
     assert git("check-ignore", "--no-index", "-q", path).returncode == 0, path
 
 
 @pytest.mark.parametrize("path", ["runs/full-mnist/results/summary.md",
-                                  "runs/other/results/summary.md"])
+                                  "runs/other/results/summary.md",
+                                  "runs/full-mnist/results/journal/reproduction.md",
+                                  "runs/full-mnist/results/journal/test_curves.png"])
 def test_the_results_table_of_a_run_written_with_out_can_be_committed(path):
     assert git("check-ignore", "--no-index", "-q", path).returncode == 1, path
 

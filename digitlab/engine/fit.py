@@ -49,6 +49,9 @@ class History:
     val_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
+    # Accuracy per epoch on data that neither trains nor chooses the kept weights (fit's
+    # ``monitor``): what reading every epoch on, say, the test digits would have reported.
+    monitor_acc: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
 
@@ -68,18 +71,23 @@ class History:
     @classmethod
     def from_dict(cls, record: dict) -> History:
         """The history :meth:`as_dict` wrote (its derived keys are recomputed)."""
-        return cls(**{f.name: record[f.name] for f in fields(cls)})
+        # monitor_acc is newer than some stored histories: only it may be missing
+        return cls(**{f.name: record[f.name] for f in fields(cls)
+                      if f.name in record or f.name != "monitor_acc"})
 
 
 def fit(model: nn.Module, recipe: Recipe, train_data: Data, val_data: Data | None = None, *,
         seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
-        desc: str = "train") -> History:
+        desc: str = "train", monitor: Data | None = None) -> History:
     """Train ``model`` in place with ``recipe`` on ``train_data`` (images, labels), keeping
     the weights that did best on ``val_data`` (when given); return its :class:`History`.
 
     ``device``: where to train (default: where the model is). ``seed`` fixes the
     batch order and the augmentation and noise draws; the initial weights are the
     caller's (:meth:`digitlab.engine.networks.NetworkSpec.build` seeds them).
+    ``monitor``: data scored after every epoch into ``History.monitor_acc`` and used for
+    nothing else (the journal reproduction reads the test digits this way, to show what
+    choosing an epoch on them would have published).
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"fit(model, recipe, train_data, val_data): the second argument must be "
@@ -91,6 +99,7 @@ def fit(model: nn.Module, recipe: Recipe, train_data: Data, val_data: Data | Non
         model.to(memory_format=torch.channels_last)
     train = tuple(t.to(device) for t in train_data)
     val = tuple(t.to(device) for t in val_data) if val_data is not None else None
+    watched = tuple(t.to(device) for t in monitor) if monitor is not None else None
     optimizer = make_optimizer(recipe, model.parameters())
     scheduler, per_batch = make_scheduler(recipe, optimizer,
                                           math.ceil(len(train[0]) / recipe.batch_size))
@@ -112,6 +121,9 @@ def fit(model: nn.Module, recipe: Recipe, train_data: Data, val_data: Data | Non
         history.epoch_seconds.append(time.perf_counter() - start)
         history.train_loss.append(loss)
         history.train_acc.append(accuracy)
+        if watched is not None:
+            history.monitor_acc.append(loss_and_accuracy(predict_logits(scored, watched[0]),
+                                                         watched[1])[1])
         if val is None:
             history.best_epoch = epoch
             bar.set_postfix(loss=f"{loss:.3f}")
