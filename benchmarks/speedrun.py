@@ -53,7 +53,6 @@ from digitlab.errors import UserError
 from digitlab.mnist.recipes import RECIPES, SPEED_CANDIDATES, SPEED_CHOICES
 from digitlab.mnist.speedrun import (
     ANCHOR,
-    ANCHOR_BETAS,
     ANCHOR_NETWORK,
     MARGIN,
     TIERS,
@@ -166,21 +165,21 @@ def speedrun(args, tier, device, threads, folder: Path) -> None:
     note_other_choice(tier)
     if not args.no_warmup:
         warm_up(network, recipe, *train, device=device)
-        warm_up(ANCHOR_NETWORK, anchor, *train, device=device, betas=ANCHOR_BETAS)
+        warm_up(ANCHOR_NETWORK, anchor, *train, device=device)
     ours, anchors = [], []
     for seed in seeds:
         ours.append(run_once(tier.recipe_name, network, recipe, train, test, seed=seed,
                              device=device, progress=not args.no_progress))
         if seed in anchor_seeds:
             anchors.append(run_once("anchor", ANCHOR_NETWORK, anchor, train, test, seed=seed,
-                                    device=device, betas=ANCHOR_BETAS,
+                                    device=device,
                                     progress=not args.no_progress))
     report = summarise(tier, ours, anchors, seeds, anchor_seeds, n_test=len(test[1]))
     report.update(load_seconds=load_seconds, n_train=len(train[1]), n_test=len(test[1]),
                   recipe_name=tier.recipe_name, candidate=SPEED_CHOICES[tier.recipe_name],
                   network=network.as_dict(), recipe=recipe.as_dict(),
                   anchor_network=ANCHOR_NETWORK.as_dict(), anchor_recipe=anchor.as_dict(),
-                  anchor_betas=list(ANCHOR_BETAS), warmup=not args.no_warmup,
+                  anchor_betas=list(ANCHOR.betas), warmup=not args.no_warmup,
                   cost=cost(network, recipe, len(train[1])),
                   anchor_cost=cost(ANCHOR_NETWORK, anchor, len(train[1])),
                   **machine(device))
@@ -193,10 +192,9 @@ def speedrun(args, tier, device, threads, folder: Path) -> None:
     print(report["last_line"])
 
 
-def run_once(name, network, recipe, train, test, *, seed, device, betas=None,
-             progress=True) -> dict:
+def run_once(name, network, recipe, train, test, *, seed, device, progress=True) -> dict:
     """One training run from ``seed``, scored once on the test digits afterwards."""
-    run = train_fast(network, recipe, *train, seed=seed, device=device, betas=betas,
+    run = train_fast(network, recipe, *train, seed=seed, device=device,
                      progress=progress, desc=f"{name} seed {seed}")
     start = time.perf_counter()
     errors = count_errors(run.model, *test)

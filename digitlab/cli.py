@@ -227,6 +227,10 @@ class RunOptions:
             logging.getLogger(__name__).warning(
                 "%s applies to SGD only; the %s optimiser ignores it.", " and ".join(ignored),
                 result.optimizer)
+        if "betas" in changed and result.optimizer not in ("adam", "adamw"):
+            logging.getLogger(__name__).warning(
+                "betas applies to Adam and AdamW only; the %s optimiser ignores it.",
+                result.optimizer)
         return NetworkSpec(arch, chosen), result
 
 

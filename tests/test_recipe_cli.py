@@ -99,6 +99,7 @@ NON_DEFAULT = {
     "weight_decay": ("1e-3", 0.001),
     "momentum": ("0.95", 0.95),
     "nesterov": ("false", False),
+    "betas": ("0.7,0.9", (0.7, 0.9)),
     "schedule": ("step", "step"),
     "step_gamma": ("0.5", 0.5),
     "epochs": ("7", 7),
@@ -144,7 +145,7 @@ def test_network_options_are_typed_from_the_builder(train_cnn):
 
 @pytest.mark.parametrize("argv, sentence", [
     (["--set", "momentun=0.9"], "error: unknown recipe field 'momentun'; choose one of "
-     "optimizer, lr, weight_decay, momentum, nesterov, schedule, step_gamma, epochs, "
+     "optimizer, lr, weight_decay, momentum, nesterov, betas, schedule, step_gamma, epochs, "
      "batch_size, augment, augment_params, fresh_noise, label_smoothing, ema_decay, "
      "precision, channels_last, patience, train_on_val."),
     (["--set", "epochs=ten"], "error: epochs='ten' is not valid: epochs takes a whole number."),

@@ -4,13 +4,13 @@ multiply-adds that the docs divide by the machine's peak rate."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
 import numpy as np
 import pytest
 import torch
+from script_modules import load
 from torch import nn
 
 from digitlab.data.sources import FILES, load_local, load_mnist, write_mnist_folder
@@ -19,7 +19,6 @@ from digitlab.errors import UserError
 from digitlab.mnist.recipes import RECIPES, SPEED_CANDIDATES, SPEED_CHOICES
 from digitlab.mnist.speedrun import (
     ANCHOR,
-    ANCHOR_BETAS,
     ANCHOR_NETWORK,
     TIERS,
     choose,
@@ -27,7 +26,6 @@ from digitlab.mnist.speedrun import (
     train_fast,
     validation_split,
 )
-from digitlab.paths import PROJECT_ROOT
 from digitlab.pipeline.summary import ROWS, lookup
 
 LAST_LINE = re.compile(
@@ -37,11 +35,7 @@ LAST_LINE = re.compile(
 
 
 def speedrun_module():
-    spec = importlib.util.spec_from_file_location(
-        "speedrun_benchmark", PROJECT_ROOT / "benchmarks" / "speedrun.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("benchmarks/speedrun.py")
 
 
 @pytest.fixture
@@ -186,7 +180,7 @@ def test_the_anchor_keeps_its_betas_while_the_rate_follows_one_cycle(monkeypatch
     splits = load_mnist("embedded")
     recipe = ANCHOR.replace(batch_size=32)
     train_fast(ANCHOR_NETWORK, recipe, splits.train_images[:320], splits.train_labels[:320],
-               seed=0, device=torch.device("cpu"), betas=ANCHOR_BETAS, progress=False)
+               seed=0, device=torch.device("cpu"), progress=False)
     rates = [lr for lr, _ in seen]
     assert len(seen) == 10 and {betas for _, betas in seen} == {(0.7, 0.9)}
     assert max(rates) == pytest.approx(0.01, rel=0.05) and rates[0] < 0.01 / 10
@@ -199,3 +193,31 @@ def test_a_recipe_the_loop_cannot_honour_is_refused():
         train_fast(ANCHOR_NETWORK, Recipe(ema_decay=0.99), splits.train_images[:8],
                    splits.train_labels[:8], seed=0, device=torch.device("cpu"),
                    progress=False)
+
+
+def test_cpu_limits_quick_mode_reports_rates_and_floors_that_follow_from_its_timings(
+        project_root):
+    load("benchmarks/cpu_limits.py").main(["--quick", "--no-compile"])
+    metrics = json.loads((project_root / "results" / "speedrun" /
+                          "cpu_limits_quick_no-compile.json").read_text())["metrics"]
+    peak = metrics["peak"]["peak_gmacs"]
+    assert peak == max(metrics["peak"]["gmacs"].values()) > 0
+    fast99 = metrics["networks"]["fast99"]
+    assert fast99["macs_per_image"] == 898_560  # 16x24x24x25 + 32x10x10x144 + 800x256 + 2,560
+    epochs = RECIPES["fast99"][1].epochs
+    # the floor: three forward passes' multiply-adds per image of each epoch, at the peak
+    assert fast99["floor_seconds"] == pytest.approx(3 * 898_560 * 60_000 * epochs / (peak * 1e9))
+    own = fast99["steps"]["as the recipe"]
+    assert own["gmacs"] == pytest.approx(3 * 898_560 * own["batch"] / own["step_seconds"] / 1e9)
+    assert own["epoch_seconds"] == pytest.approx(own["step_seconds"] * 60_000 / own["batch"])
+    # one choice changed at a time, and a change the recipe already has is not timed twice
+    assert fast99["steps"]["twice the batch"]["batch"] == 2 * own["batch"]
+    assert ("1 thread" in fast99["steps"]) == (own["threads"] > 1)
+    assert "torch.compile" not in fast99["steps"]
+    assert ("bfloat16" in fast99["steps"]) == (own["precision"] != "bf16")
+
+
+@pytest.mark.parametrize("betas", [(0.9, 1.0), (0.5,), (-0.1, 0.9)])
+def test_betas_outside_zero_to_one_or_not_two_are_one_sentence(betas):
+    with pytest.raises(UserError, match="betas must be two numbers in"):
+        Recipe(betas=betas)

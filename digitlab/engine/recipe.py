@@ -52,6 +52,9 @@ class Recipe:
     weight_decay: float = _setting(0.0, "weight decay")
     momentum: float = _setting(0.9, "momentum; SGD only (other optimisers ignore it)")
     nesterov: bool = _setting(True, "Nesterov momentum; SGD only (other optimisers ignore it)")
+    betas: tuple[float, float] | None = _setting(
+        None, "Adam's (beta1, beta2), held fixed under onecycle; none: torch's (0.9, 0.999), "
+        "beta1 cycled by onecycle; Adam and AdamW only")
     schedule: str = _setting("constant", "learning-rate schedule: constant; onecycle (per "
                              "batch); step (x step_gamma per epoch)", choices=SCHEDULES)
     step_gamma: float = _setting(0.7, "factor of the step schedule per epoch")
@@ -89,6 +92,9 @@ class Recipe:
             raise UserError("the learning rate must be positive and the weight decay at least 0.")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"label smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.betas is not None and (len(self.betas) != 2
+                                       or not all(0 <= b < 1 for b in self.betas)):
+            raise UserError(f"betas must be two numbers in [0, 1), got {self.betas}.")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise UserError(f"the EMA decay must be in (0, 1), got {self.ema_decay}.")
         if self.patience is not None and self.patience < 1:
@@ -124,6 +130,9 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov and recipe.momentum > 0,
                                weight_decay=decay)
+    if recipe.optimizer in ("adam", "adamw") and recipe.betas is not None:
+        optimizer = torch.optim.Adam if recipe.optimizer == "adam" else torch.optim.AdamW
+        return optimizer(params, lr=lr, weight_decay=decay, betas=tuple(recipe.betas))
     optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                   "rmsprop": torch.optim.RMSprop, "adadelta": torch.optim.Adadelta}
     return optimizers[recipe.optimizer](params, lr=lr, weight_decay=decay)
@@ -132,9 +141,11 @@ def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
 def make_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
     """The schedule and whether it steps per batch (OneCycle) or per epoch (StepLR)."""
     if recipe.schedule == "onecycle":
+        # Betas given are held: one-cycle would otherwise cycle beta1 as a momentum.
+        fixed = recipe.betas is not None and recipe.optimizer in ("adam", "adamw")
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=recipe.learning_rate, epochs=recipe.epochs,
-            steps_per_epoch=steps_per_epoch), True
+            steps_per_epoch=steps_per_epoch, cycle_momentum=not fixed), True
     if recipe.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1,
                                                gamma=recipe.step_gamma), False

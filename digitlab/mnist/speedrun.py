@@ -10,11 +10,10 @@ seconds are divided into.
 :func:`train_fast` is a lean loop rather than :func:`digitlab.engine.fit`: the whole
 set is one tensor on the device, every batch is taken by indexing it with a seeded
 permutation, and nothing in the loop waits for the device (no loss read back per
-batch, no validation), so that the seconds measured are those of training. It also
-runs the anchor's Adam with betas (0.7, 0.9), which a :class:`~digitlab.engine.Recipe`
-does not hold. It honours the recipe fields a speedrun uses (optimiser, rate, weight
-decay, schedule, epochs, batch, augmentation, fresh noise, label smoothing, precision,
-channels-last) and refuses the ones it does not (a moving average, early stopping).
+batch, no validation), so that the seconds measured are those of training. It honours
+the recipe fields a speedrun uses (optimiser, rate, weight decay, Adam's betas, schedule,
+epochs, batch, augmentation, fresh noise, label smoothing, precision, channels-last)
+and refuses the ones it does not (a moving average, early stopping).
 
 :func:`macs_per_image` counts a network's multiply-adds per image from its layer
 shapes, so that a tier's distance from the machine's peak rate can be stated.
@@ -82,9 +81,8 @@ MARGIN = 0.001
 # layer; the whole set in one tensor, batches of 256, Adam at 0.01 with betas (0.7, 0.9) under
 # a one-cycle schedule that leaves the betas alone, one epoch, no augmentation, float32.
 ANCHOR_NETWORK = SPEED_NETWORK
-ANCHOR = Recipe(optimizer="adam", lr=0.01, schedule="onecycle", epochs=1, batch_size=256,
-                precision="fp32")
-ANCHOR_BETAS = (0.7, 0.9)
+ANCHOR = Recipe(optimizer="adam", lr=0.01, betas=(0.7, 0.9), schedule="onecycle", epochs=1,
+                batch_size=256, precision="fp32")
 
 
 # --- data: the four files of a local MNIST-format folder ------------------------------------
@@ -134,14 +132,13 @@ def check_supported(recipe: Recipe) -> None:
 
 
 def train_fast(network: NetworkSpec, recipe: Recipe, images: np.ndarray, labels: np.ndarray, *,
-               seed: int, device: torch.device, betas: tuple[float, float] | None = None,
-               progress: bool = True, desc: str = "train") -> FastRun:
+               seed: int, device: torch.device, progress: bool = True,
+               desc: str = "train") -> FastRun:
     """Train ``network`` with ``recipe`` on uint8 ``images`` and their ``labels``.
 
     The seconds cover everything after the files were read: turning the digits into one
     normalised tensor on the device, building the network, every batch (augmentation
-    included) and waiting for the device at the end. ``betas``: Adam's, held fixed (the
-    one-cycle schedule then varies the rate only).
+    included) and waiting for the device at the end.
     """
     check_supported(recipe)
     devices.make_deterministic(device)
@@ -153,7 +150,8 @@ def train_fast(network: NetworkSpec, recipe: Recipe, images: np.ndarray, labels:
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     steps = math.ceil(len(y) / recipe.batch_size)
-    optimizer, scheduler, per_batch = _optimizer(model, recipe, steps, betas)
+    optimizer = make_optimizer(recipe, model.parameters())
+    scheduler, per_batch = make_scheduler(recipe, optimizer, steps)
     autocast = devices.autocast_dtype(device, recipe.precision)
     transform, transform_gen = batch_transform(recipe), torch.Generator().manual_seed(seed + 1)
     order_gen = torch.Generator().manual_seed(seed)
@@ -185,31 +183,13 @@ def train_fast(network: NetworkSpec, recipe: Recipe, images: np.ndarray, labels:
 
 
 def warm_up(network: NetworkSpec, recipe: Recipe, images: np.ndarray, labels: np.ndarray, *,
-            device: torch.device, betas: tuple[float, float] | None = None) -> None:
+            device: torch.device) -> None:
     """Two untimed batches through the same code as :func:`train_fast`, discarded: the
     first steps of a process (or of a new layer shape or precision) also pay for setting
     up its kernels, a one-off cost that would otherwise land on whichever run comes first."""
     n = min(len(labels), 2 * recipe.batch_size)
     train_fast(network, recipe.replace(epochs=1), images[:n], labels[:n], seed=0,
-               device=device, betas=betas, progress=False)
-
-
-def _optimizer(model: nn.Module, recipe: Recipe, steps_per_epoch: int,
-               betas: tuple[float, float] | None):
-    """The recipe's optimiser and schedule; with ``betas``, Adam's betas fixed to them and a
-    one-cycle schedule that does not cycle the first of them as a momentum."""
-    optimizer = make_optimizer(recipe, model.parameters())
-    if betas is None:
-        scheduler, per_batch = make_scheduler(recipe, optimizer, steps_per_epoch)
-        return optimizer, scheduler, per_batch
-    if recipe.optimizer not in ("adam", "adamw") or recipe.schedule != "onecycle":
-        raise ValueError("fixed betas are for Adam under a one-cycle schedule (the anchor)")
-    for group in optimizer.param_groups:
-        group["betas"] = tuple(betas)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.learning_rate, epochs=recipe.epochs,
-        steps_per_epoch=steps_per_epoch, cycle_momentum=False)
-    return optimizer, scheduler, True
+               device=device, progress=False)
 
 
 def count_errors(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> int:
