@@ -58,8 +58,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed notebook-filter ## Create .venv and install the requirements (if needed)
 
-notebook-filter: ## Commit notebooks without their outputs: the nbstripout git filter of .gitattributes (nothing outside a git checkout)
-	@if git rev-parse --git-dir >/dev/null 2>&1; then git config filter.nbstripout.clean '"$(abspath $(VENV))/bin/nbstripout"' && git config filter.nbstripout.smudge cat && git config diff.ipynb.textconv '"$(abspath $(VENV))/bin/nbstripout" -t'; fi
+notebook-filter: ## Commit notebooks without their outputs: the nbstripout git filter of .gitattributes (nothing outside a git checkout); the index is refreshed once, so that later git calls do not filter every notebook again
+	@if git rev-parse --git-dir >/dev/null 2>&1; then git config filter.nbstripout.clean '"$(abspath $(VENV))/bin/nbstripout"' && git config filter.nbstripout.smudge cat && git config diff.ipynb.textconv '"$(abspath $(VENV))/bin/nbstripout" -t' && { git update-index -q --refresh >/dev/null 2>&1 || true; }; fi
 
 lab: setup ## Open the notebooks in JupyterLab; saving a notebook also writes its .py twin (jupytext)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks

@@ -122,6 +122,36 @@ def test_git_commits_a_notebook_saved_with_outputs_without_them(lab_saved, tmp_p
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_after_setup_a_fresh_clone_does_not_filter_its_notebooks_on_every_git_call(tmp_path):
+    """In a fresh clone the index predates the filter's configuration, so git reruns the
+    filter on every notebook at each `git status` until the index is rewritten; the
+    results' commit lookup (a `git status` with a timeout) then timed out on every metrics
+    file. `make notebook-filter` refreshes the index once, itself."""
+    source = tmp_path / "source"
+    (source / "notebooks").mkdir(parents=True)
+    shutil.copy(paths.PROJECT_ROOT / ".gitattributes", source)
+    shutil.copy(paths.notebooks_dir() / "mnist_01_exploration.ipynb", source / "notebooks")
+    assert git(source, "init", "-q").returncode == 0
+    assert git(source, "add", ".").returncode == 0
+    assert git(source, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
+               "x").returncode == 0
+    assert git(tmp_path, "clone", "-q", str(source), "clone").returncode == 0
+    log, venv = tmp_path / "filter.log", tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    fake = venv / "bin" / "nbstripout"  # slow like the real one, and counting its runs
+    fake.write_text(f"#!/bin/sh\necho run >> {log}\nsleep 1\ncat\n")
+    fake.chmod(0o755)
+    clone = tmp_path / "clone"
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)}
+    assert subprocess.run(["make", "--no-print-directory", "-f",
+                           str(paths.PROJECT_ROOT / "Makefile"), "notebook-filter",
+                           f"VENV={venv}"], cwd=clone, env=env).returncode == 0
+    runs = log.read_text().count("run") if log.exists() else 0
+    assert git(clone, "status", "--porcelain").stdout == ""
+    assert (log.read_text().count("run") if log.exists() else 0) == runs
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_configuring_the_filter_outside_a_git_checkout_is_harmless(tmp_path):
     result = make(tmp_path, "notebook-filter")
     assert result.returncode == 0, result.stderr
